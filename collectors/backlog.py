@@ -1,0 +1,4 @@
+"""backlog collector (being written)."""
+
+SOURCE = "backlog"
+COMMANDS: list = []

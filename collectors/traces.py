@@ -1,0 +1,4 @@
+"""traces collector (being written)."""
+
+SOURCE = "traces"
+COMMANDS: list = []

@@ -1,0 +1,4 @@
+"""transactions collector (being written)."""
+
+SOURCE = "transactions"
+COMMANDS: list = []
