@@ -2,8 +2,8 @@
 
 Each table is a pydantic model; each field's description is that column's documentation, and
 ``ddl()`` derives the DuckDB ``CREATE TABLE`` from the model, so the Python records, the Parquet
-batches and the warehouse can never disagree. ``docs/schema.md`` is generated from this module
-(``python -m r2p.schema > docs/schema.md``) and a test keeps the two in step.
+batches and the warehouse can never disagree. ``docs/schema.md`` is generated from this module and
+the marts' model files (``python -m r2p.contract > docs/schema.md``); a test keeps them in step.
 
 Vocabulary (stages, outcomes, span attributes) is ../shared/DOMAIN.md's. Times are UTC
 ``TIMESTAMPTZ``; money is ``DECIMAL(18,4)``; free-form attribute bags are JSON text.
@@ -95,37 +95,37 @@ class Span(Record):
 
     trace_id: str = column("Trace id, 32 lower-case hex digits.")
     span_id: str = column("Span id, 16 lower-case hex digits.")
-    parent_span_id: str | None = column("Parent span id, 16 lower-case hex digits; NULL for a root span.")
-    trace_state: str | None = column("W3C trace state, as sent.")
-    flags: int | None = column("W3C trace flags (bit 0: sampled).")
+    parent_span_id: str | None = column("Parent span id, 16 lower-case hex digits; NULL for a root span.", default=None)
+    trace_state: str | None = column("W3C trace state, as sent.", default=None)
+    flags: int | None = column("W3C trace flags (bit 0: sampled).", default=None)
     name: str = column("Span name, e.g. `POST /po` or `receipts publish`.")
     kind: str = column("Span kind: unspecified, internal, server, client, producer or consumer.")
     start_time: dt.datetime = column("When the operation started (UTC, microseconds).")
     end_time: dt.datetime = column("When the operation ended (UTC, microseconds).")
     duration_ms: float = column("end_time - start_time in milliseconds, from the nanosecond timestamps.")
     status_code: str = column("Span status: unset, ok or error. Error spans count as failed operations.")
-    status_message: str | None = column("Status description (redacted).")
-    service_name: str | None = column("Resource attribute `service.name`: the system or adapter that ran it.")
-    scope_name: str | None = column("Instrumentation scope name.")
-    scope_version: str | None = column("Instrumentation scope version.")
-    facility_id: str | None = column("`procurement.facility.id`: facility code, e.g. NORTH-GENERAL.")
-    supplier_id: str | None = column("`procurement.supplier.id`: supplier code.")
-    stage: str | None = column("`procurement.stage`: a stage code of DOMAIN.md section 1.")
-    requisition_id: str | None = column("`procurement.requisition.id` correlation id.")
-    po_number: str | None = column("`procurement.po.number` correlation id.")
-    receipt_id: str | None = column("`procurement.receipt.id` correlation id.")
-    invoice_id: str | None = column("`procurement.invoice.id` correlation id.")
-    object_type: str | None = column("`procurement.object.type`: the business object acted on.")
-    object_id: str | None = column("`procurement.object.id`: that object's id.")
-    source_system: str | None = column("`procurement.source.system`: the sending end of an integration flow.")
-    target_system: str | None = column("`procurement.target.system`: the receiving end of an integration flow.")
-    priority: str | None = column("`procurement.priority`: stat, urgent or routine.")
-    error_type: str | None = column("`error.type`, else the first exception event's `exception.type`.")
-    http_status_code: int | None = column("`http.response.status_code` where the span is an HTTP call.")
+    status_message: str | None = column("Status description (redacted).", default=None)
+    service_name: str | None = column("Resource attribute `service.name`: the system or adapter that ran it.", default=None)
+    scope_name: str | None = column("Instrumentation scope name.", default=None)
+    scope_version: str | None = column("Instrumentation scope version.", default=None)
+    facility_id: str | None = column("`procurement.facility.id`: facility code, e.g. NORTH-GENERAL.", default=None)
+    supplier_id: str | None = column("`procurement.supplier.id`: supplier code.", default=None)
+    stage: str | None = column("`procurement.stage`: a stage code of DOMAIN.md section 1.", default=None)
+    requisition_id: str | None = column("`procurement.requisition.id` correlation id.", default=None)
+    po_number: str | None = column("`procurement.po.number` correlation id.", default=None)
+    receipt_id: str | None = column("`procurement.receipt.id` correlation id.", default=None)
+    invoice_id: str | None = column("`procurement.invoice.id` correlation id.", default=None)
+    object_type: str | None = column("`procurement.object.type`: the business object acted on.", default=None)
+    object_id: str | None = column("`procurement.object.id`: that object's id.", default=None)
+    source_system: str | None = column("`procurement.source.system`: the sending end of an integration flow.", default=None)
+    target_system: str | None = column("`procurement.target.system`: the receiving end of an integration flow.", default=None)
+    priority: str | None = column("`procurement.priority`: stat, urgent or routine.", default=None)
+    error_type: str | None = column("`error.type`, else the first exception event's `exception.type`.", default=None)
+    http_status_code: int | None = column("`http.response.status_code` where the span is an HTTP call.", default=None)
     attributes: Json = column("Every other span attribute, as a JSON object of key to value.")
     resource_attributes: Json = column("Resource attributes (including service.name), as a JSON object.")
-    scope_attributes: Json | None = column("Instrumentation scope attributes, as a JSON object.")
-    batch_id: str = column("The landing batch this row came from (see ingest_batches).")
+    scope_attributes: Json | None = column("Instrumentation scope attributes, as a JSON object.", default=None)
+    batch_id: str = column("The landing batch this row came from (see ingest_batches); set by the landing writer.", default="")
 
 
 class SpanEvent(Record):
@@ -141,7 +141,7 @@ class SpanEvent(Record):
     time: dt.datetime = column("When the event happened (UTC).")
     name: str = column("Event name; `exception` for a recorded exception.")
     attributes: Json = column("Event attributes as a JSON object (redacted).")
-    batch_id: str = column("The landing batch this row came from.")
+    batch_id: str = column("The landing batch this row came from; set by the landing writer.", default="")
 
 
 class SpanLink(Record):
@@ -156,9 +156,9 @@ class SpanLink(Record):
     link_index: int = column("Position of the link within its span, from 0.")
     linked_trace_id: str = column("Trace id of the linked span.")
     linked_span_id: str = column("Span id of the linked span.")
-    trace_state: str | None = column("Trace state of the link.")
+    trace_state: str | None = column("Trace state of the link.", default=None)
     attributes: Json = column("Link attributes as a JSON object.")
-    batch_id: str = column("The landing batch this row came from.")
+    batch_id: str = column("The landing batch this row came from; set by the landing writer.", default="")
 
 
 class BacklogSnapshot(Record):
@@ -170,26 +170,26 @@ class BacklogSnapshot(Record):
 
     observed_at: dt.datetime = column("When the snapshot was taken (UTC).")
     broker: str = column("Broker kind: rabbitmq or kafka.")
-    vhost: str | None = column("RabbitMQ virtual host; Kafka cluster name where known.")
+    vhost: str | None = column("RabbitMQ virtual host; Kafka cluster name where known.", default=None)
     queue: str = column("Queue name (RabbitMQ) or topic (Kafka).")
-    consumer_group: str | None = column("Kafka consumer group; NULL for RabbitMQ.")
-    partition: int | None = column("Kafka partition; NULL for RabbitMQ.")
-    depth: int | None = column("Messages in the queue (RabbitMQ `messages`); NULL where the source does not say.")
-    ready: int | None = column("Messages ready for delivery.")
-    unacked: int | None = column("Messages delivered and not yet acknowledged.")
-    consumers: int | None = column("Consumers attached (RabbitMQ) or active members (Kafka).")
-    lag: int | None = column("Kafka consumer lag in messages (log-end offset minus committed offset).")
-    oldest_message_age_s: float | None = column("Age of the oldest message in seconds, where the source gives it.")
-    publish_rate: float | None = column("Messages published per second, as the broker reports it.")
-    deliver_rate: float | None = column("Messages delivered per second, as the broker reports it.")
+    consumer_group: str | None = column("Kafka consumer group; NULL for RabbitMQ.", default=None)
+    partition: int | None = column("Kafka partition; NULL for RabbitMQ.", default=None)
+    depth: int | None = column("Messages in the queue (RabbitMQ `messages`); NULL where the source does not say.", default=None)
+    ready: int | None = column("Messages ready for delivery.", default=None)
+    unacked: int | None = column("Messages delivered and not yet acknowledged.", default=None)
+    consumers: int | None = column("Consumers attached (RabbitMQ) or active members (Kafka).", default=None)
+    lag: int | None = column("Kafka consumer lag in messages (log-end offset minus committed offset).", default=None)
+    oldest_message_age_s: float | None = column("Age of the oldest message in seconds, where the source gives it.", default=None)
+    publish_rate: float | None = column("Messages published per second, as the broker reports it.", default=None)
+    deliver_rate: float | None = column("Messages delivered per second, as the broker reports it.", default=None)
     is_dead_letter: bool = column("True when the queue is a dead-letter queue.")
-    flow: str | None = column("Integration flow the queue belongs to (configured), e.g. receipt-sync.")
-    stage: str | None = column("Stage of that flow.")
-    source_system: str | None = column("Sending system of that flow.")
-    target_system: str | None = column("Receiving system of that flow.")
-    facility_id: str | None = column("Facility of that flow, where the queue is per facility.")
+    flow: str | None = column("Integration flow the queue belongs to (configured), e.g. receipt-sync.", default=None)
+    stage: str | None = column("Stage of that flow.", default=None)
+    source_system: str | None = column("Sending system of that flow.", default=None)
+    target_system: str | None = column("Receiving system of that flow.", default=None)
+    facility_id: str | None = column("Facility of that flow, where the queue is per facility.", default=None)
     attributes: Json = column("Everything else the source said about the queue, as a JSON object.")
-    batch_id: str = column("The landing batch this row came from.")
+    batch_id: str = column("The landing batch this row came from; set by the landing writer.", default="")
 
 
 class TransactionEvent(Record):
@@ -205,29 +205,29 @@ class TransactionEvent(Record):
     )
     system: str = column("System that recorded the event, e.g. procurement, erp, legacy-erp, wms-north, ap.")
     occurred_at: dt.datetime = column("When the event happened in its system (UTC).")
-    recorded_at: dt.datetime | None = column("When the system recorded or exported it (UTC); lag = recorded_at - occurred_at.")
+    recorded_at: dt.datetime | None = column("When the system recorded or exported it (UTC); lag = recorded_at - occurred_at.", default=None)
     object_type: str = column("Business object: requisition, purchase_order, po_ack, asn, receipt, invoice, payment, supplier ...")
     object_id: str = column("That object's id in its system.")
     event_type: str = column("The source's own event or activity name, kept verbatim.")
-    stage: str | None = column("Stage code of DOMAIN.md section 1, mapped from the event type.")
+    stage: str | None = column("Stage code of DOMAIN.md section 1, mapped from the event type.", default=None)
     outcome: str = column("succeeded, failed, exception, rejected, returned, cancelled or pending.")
-    amount: Decimal | None = column("Money value of the object at this event.")
-    currency: str | None = column("ISO 4217 currency of amount.")
-    quantity: float | None = column("Quantity (ordered, shipped, received or invoiced) where the event carries one.")
-    unit_price: Decimal | None = column("Unit price where the event carries one.")
-    facility_id: str | None = column("Facility code.")
-    supplier_id: str | None = column("Supplier code.")
-    department: str | None = column("Requesting department or cost centre.")
-    priority: str | None = column("stat, urgent or routine.")
-    requisition_id: str | None = column("Requisition id correlation.")
-    po_number: str | None = column("PO number correlation.")
-    po_line: int | None = column("PO line number, for line-level events (EDI, receipts, invoices).")
-    receipt_id: str | None = column("Receipt id correlation.")
-    invoice_id: str | None = column("Invoice id correlation.")
-    trace_id: str | None = column("Trace id where the system knows it.")
-    actor: str | None = column("User, role or batch job that caused the event.")
+    amount: Decimal | None = column("Money value of the object at this event.", default=None)
+    currency: str | None = column("ISO 4217 currency of amount.", default=None)
+    quantity: float | None = column("Quantity (ordered, shipped, received or invoiced) where the event carries one.", default=None)
+    unit_price: Decimal | None = column("Unit price where the event carries one.", default=None)
+    facility_id: str | None = column("Facility code.", default=None)
+    supplier_id: str | None = column("Supplier code.", default=None)
+    department: str | None = column("Requesting department or cost centre.", default=None)
+    priority: str | None = column("stat, urgent or routine.", default=None)
+    requisition_id: str | None = column("Requisition id correlation.", default=None)
+    po_number: str | None = column("PO number correlation.", default=None)
+    po_line: int | None = column("PO line number, for line-level events (EDI, receipts, invoices).", default=None)
+    receipt_id: str | None = column("Receipt id correlation.", default=None)
+    invoice_id: str | None = column("Invoice id correlation.", default=None)
+    trace_id: str | None = column("Trace id where the system knows it.", default=None)
+    actor: str | None = column("User, role or batch job that caused the event.", default=None)
     attributes: Json = column("Remaining source columns, as a JSON object.")
-    batch_id: str = column("The landing batch this row came from.")
+    batch_id: str = column("The landing batch this row came from; set by the landing writer.", default="")
 
 
 class Reject(Record):
@@ -237,13 +237,13 @@ class Reject(Record):
     key: typing.ClassVar[tuple[str, ...]] = ("batch_id", "reject_index")
     partition_by: typing.ClassVar[str | None] = None
 
-    batch_id: str = column("The landing batch of the input the record came from.")
+    batch_id: str = column("The landing batch of the input the record came from (set by the landing writer).", default="")
     reject_index: int = column("Position of the reject within its batch, from 0.")
     source: str = column("Collector kind: traces, backlog, transactions or triage.")
     input: str = column("File path or endpoint the record came from.")
-    line: int | None = column("1-based line number in the input, where it has lines.")
-    byte_offset: int | None = column("Byte offset of the record in the input, where lines do not apply.")
-    field: str | None = column("Column or field at fault, where one is.")
+    line: int | None = column("1-based line number in the input, where it has lines.", default=None)
+    byte_offset: int | None = column("Byte offset of the record in the input, where lines do not apply.", default=None)
+    field: str | None = column("Column or field at fault, where one is.", default=None)
     reason: str = column("Why the record was rejected, in one line.")
     raw: str = column("The raw text of the record (redacted like accepted data), cut at 64 KiB.")
 
@@ -263,8 +263,8 @@ class IngestBatch(Record):
     record_counts: Json = column("Rows landed per table, as a JSON object, e.g. {\"spans\": 120}.")
     rejected: int = column("Records rejected from this input.")
     files: Json = column("Landing files of this batch relative to the landing root, as a JSON list.")
-    input_offset: int | None = column("Byte offset reached in a followed input, for resuming after a restart.")
-    notes: Json | None = column("Collector-specific counters, e.g. redactions per rule, as a JSON object.")
+    input_offset: int | None = column("Byte offset reached in a followed input, for resuming after a restart.", default=None)
+    notes: Json | None = column("Collector-specific counters, e.g. redactions per rule, as a JSON object.", default=None)
 
 
 class TriageEvent(Record):
@@ -279,11 +279,11 @@ class TriageEvent(Record):
     changed_at: dt.datetime = column("When the decision was made (UTC).")
     changed_by: str = column("Who made it: login name or the name the user entered.")
     action: str = column("acknowledge, resolve, ignore, reopen, assign or note.")
-    status_before: str | None = column("Group status before: new, acknowledged, resolved, ignored or regressed.")
-    status_after: str | None = column("Group status after the decision.")
-    assignee: str | None = column("Assignee after the decision.")
-    note: str | None = column("Free-text note.")
-    ignore_until: dt.datetime | None = column("For ignore: until when (NULL: until it escalates).")
+    status_before: str | None = column("Group status before: new, acknowledged, resolved, ignored or regressed.", default=None)
+    status_after: str | None = column("Group status after the decision.", default=None)
+    assignee: str | None = column("Assignee after the decision.", default=None)
+    note: str | None = column("Free-text note.", default=None)
+    ignore_until: dt.datetime | None = column("For ignore: until when (NULL: until it escalates).", default=None)
 
 
 TABLES: tuple[type[Record], ...] = (
@@ -344,14 +344,15 @@ def ddl(model: type[Record]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {model.table} (\n    {body}\n)"
 
 
-def select_canonical(model: type[Record], relation: str) -> str:
+def select_canonical(model: type[Record], relation: str, passthrough: tuple[str, ...] = ()) -> str:
     """A SELECT that casts ``relation``'s columns to the table's types, in the table's order.
 
     Landing writers push every batch through this, so a collector cannot land a column the
-    contract does not have, or land one under the wrong type.
+    contract does not have, or land one under the wrong type. ``passthrough`` columns are
+    selected first, uncast (the warehouse keeps the Parquet file name and row number this way).
     """
-    casts = ", ".join(f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type, _, _ in columns(model))
-    return f"SELECT {casts} FROM {relation}"
+    casts = [f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type, _, _ in columns(model)]
+    return f"SELECT {', '.join([*passthrough, *casts])} FROM {relation}"
 
 
 def markdown() -> str:
@@ -359,7 +360,7 @@ def markdown() -> str:
     lines = [
         "# Warehouse contract",
         "",
-        "Generated from `r2p/schema.py` by `python -m r2p.schema`; do not edit by hand.",
+        "Generated from `r2p/schema.py` and `metrics/models/marts/` by `python -m r2p.contract`; do not edit by hand.",
         "The warehouse is `<data-dir>/warehouse.duckdb`. Times are UTC (`TIMESTAMPTZ`); JSON columns hold",
         "objects of attribute key to value. Each table keeps the first row of each key it receives.",
         "",
@@ -371,7 +372,3 @@ def markdown() -> str:
             lines.append(f"| `{name}` | {sql_type} | {'yes' if nullable else 'no'} | {description} |")
         lines.append("")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(markdown(), end="")

@@ -1,0 +1,194 @@
+"""The warehouse: ``<data-dir>/warehouse.duckdb``, loaded incrementally from the landing zone.
+
+One gateway for the database, in the spirit of datasette's ``Database``: ``Warehouse`` owns the
+single read-write connection of its process, serialises writes (``refresh``) behind a lock and
+hands readers their own cursor (``reader()``), one per thread, as DuckDB requires.
+
+DuckDB lets one process hold the file read-write and refuses every other process, readers too.
+So collectors never open it (they only write landing batches); the dashboard holds it and loads
+new batches every few seconds; ``r2p refresh`` loads them when no dashboard runs, and otherwise
+reports who holds it (``WarehouseBusy``).
+
+Loading is idempotent: a batch is loaded once (``ingest_batches`` records it) and each table keeps
+the first row of each key (``schema.Record.key``) in landing order, so duplicates delivered in two
+files collapse and ``rebuild`` reproduces the same tables from the landing zone alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from r2p import schema
+from r2p.landing import LandingZone
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+class WarehouseBusy(Exception):
+    """Another process holds the warehouse file (DuckDB's lock)."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+@dataclass
+class LoadSummary:
+    """What one refresh loaded."""
+
+    batches: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        if not self.batches:
+            return "warehouse up to date: no new batches"
+        rows = ", ".join(f"{count:,} {table}" for table, count in sorted(self.rows.items()) if count) or "no new rows"
+        return f"loaded {self.batches} batch(es): {rows} in {self.seconds:.2f} s"
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file, turning DuckDB's lock conflict into ``WarehouseBusy``."""
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        match = _LOCK_HOLDER.search(str(error))
+        raise WarehouseBusy(f"process {match.group(1)}" if match else "another process") from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class Warehouse:
+    """The gateway to one warehouse file; see the module docstring."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.landing = LandingZone(self.data_dir)
+        self.path = self.data_dir / WAREHOUSE_FILE
+        self.con = connect(self.path)
+        self._write_lock = threading.Lock()
+        self._create()
+
+    def _create(self) -> None:
+        from metrics.build import build_views
+
+        for model in schema.TABLES:
+            self.con.execute(schema.ddl(model))
+        build_views(self.con)
+        self._loaded: set[str] = {row[0] for row in self.con.execute("SELECT batch_id FROM ingest_batches").fetchall()}
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for reading on the calling thread (DuckDB wants one per thread)."""
+        return self.con.cursor()
+
+    def pending(self) -> list[str]:
+        """Committed landing batches not yet loaded."""
+        return [batch_id for batch_id in self.landing.committed_ids() if batch_id not in self._loaded]
+
+    def refresh(self) -> LoadSummary:
+        """Load every committed landing batch not loaded yet, then rebuild the marts, in one transaction."""
+        started = time.perf_counter()
+        with self._write_lock:
+            pending = self.pending()
+            summary = LoadSummary(batches=len(pending))
+            if not pending:
+                return summary
+            cursor = self.con.cursor()
+            cursor.execute("BEGIN")
+            try:
+                summary.rows = self._load(cursor, pending)
+                from metrics.build import build_marts
+
+                build_marts(cursor)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+            self._loaded.update(pending)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _load(self, cursor: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict[str, int]:
+        commits = [str(self.landing.commit_path(batch_id)) for batch_id in batch_ids]
+        cursor.execute(
+            f"CREATE TEMP TABLE new_batches AS {schema.select_canonical(schema.IngestBatch, 'read_parquet($files)')}",
+            {"files": commits},
+        )
+        # Landing order decides which copy of a duplicated key wins, so a rebuild picks the same one.
+        batches = cursor.execute("SELECT batch_id, files FROM new_batches ORDER BY landed_at, batch_id").fetchall()
+        files_by_table: dict[str, list[tuple[int, str]]] = {}
+        for order, (_, files) in enumerate(batches):
+            for relative in json.loads(files):
+                table = relative.split("/", 1)[0]
+                files_by_table.setdefault(table, []).append((order, str(self.landing.root / relative)))
+        rows: dict[str, int] = {}
+        for model in schema.TABLES:
+            if model is schema.IngestBatch or model.table not in files_by_table:
+                continue
+            rows[model.table] = self._insert_new_keys(cursor, model, files_by_table[model.table])
+        cursor.execute("INSERT INTO ingest_batches SELECT * FROM new_batches")
+        cursor.execute("DROP TABLE new_batches")
+        return rows
+
+    @staticmethod
+    def _insert_new_keys(cursor: duckdb.DuckDBPyConnection, model: type[schema.Record], files: list[tuple[int, str]]) -> int:
+        names = schema.column_names(model)
+        key = ", ".join(model.key)
+        source = schema.select_canonical(
+            model,
+            "read_parquet($files, filename = true, file_row_number = true, hive_partitioning = false)",
+            passthrough=("filename", "file_row_number"),
+        )
+        join_on = " AND ".join(f"t.{column} IS NOT DISTINCT FROM n.{column}" for column in model.key)
+        sql = f"""
+            INSERT INTO {model.table}
+            WITH incoming AS ({source}),
+            ordered AS (
+                SELECT incoming.* FROM incoming JOIN file_order USING (filename)
+                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY file_order.ord, file_row_number) = 1
+            )
+            SELECT {', '.join(names)} FROM ordered n
+            WHERE NOT EXISTS (SELECT 1 FROM {model.table} t WHERE {join_on})
+        """
+        cursor.execute("CREATE OR REPLACE TEMP TABLE file_order (filename VARCHAR, ord BIGINT)")
+        cursor.execute(
+            "INSERT INTO file_order SELECT unnest($names), unnest($orders)",
+            {"names": [path for _, path in files], "orders": [order for order, _ in files]},
+        )
+        inserted = cursor.execute(sql, {"files": [path for _, path in files]}).fetchone()[0]
+        cursor.execute("DROP TABLE file_order")
+        return int(inserted)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def refresh_now(data_dir: Path) -> LoadSummary:
+    """Open the warehouse, load new batches, close it. Raises WarehouseBusy when a dashboard holds it."""
+    warehouse = Warehouse(data_dir)
+    try:
+        return warehouse.refresh()
+    finally:
+        warehouse.close()
+
+
+def rebuild(data_dir: Path) -> LoadSummary:
+    """Recreate the warehouse from the landing zone alone. Raises WarehouseBusy when it is held."""
+    path = Path(data_dir) / WAREHOUSE_FILE
+    connect(path).close()  # fails with WarehouseBusy before anything is deleted
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    return refresh_now(data_dir)

@@ -1,0 +1,123 @@
+"""The schema, the landing zone and the warehouse: round trips, atomicity, idempotency, rebuild, locking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from metrics.build import models
+from r2p import schema
+from r2p.landing import LandingZone
+from r2p.warehouse import Warehouse, WarehouseBusy, rebuild, refresh_now
+from samples import land_records, sample_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_records_round_trip_through_landing_and_warehouse(landed_sample: Path) -> None:
+    warehouse = Warehouse(landed_sample)
+    warehouse.refresh()
+    for table, records in sample_records().items():
+        model = schema.BY_NAME[table]
+        names = schema.column_names(model)
+        rows = warehouse.reader().execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY {', '.join(model.key)}").fetchall()
+        loaded = [model.model_validate(dict(zip(names, row))) for row in rows]
+        expected = sorted(records, key=lambda r: tuple(getattr(r, k) for k in model.key))
+        assert [r.model_copy(update={"batch_id": ""}) for r in loaded] == expected
+        assert {r.batch_id for r in loaded} != {""}, "every row names its landing batch"
+    warehouse.close()
+
+
+def test_ddl_matches_the_documented_contract() -> None:
+    from r2p.contract import markdown
+
+    assert (REPO / "docs" / "schema.md").read_text() == markdown(), "regenerate with: python -m r2p.contract > docs/schema.md"
+    con = duckdb.connect()
+    for model in schema.TABLES:
+        con.execute(schema.ddl(model))
+        described = [(row[0], row[1]) for row in con.execute(f"DESCRIBE {model.table}").fetchall()]
+        expected = [(name, "TIMESTAMP WITH TIME ZONE" if t == "TIMESTAMPTZ" else t) for name, t, *_ in schema.columns(model)]
+        assert described == expected
+
+
+def test_landing_the_same_input_twice_adds_nothing(data_dir: Path) -> None:
+    first = land_records(data_dir, sample_records())
+    files = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*.parquet"))
+    assert land_records(data_dir, sample_records()) == first
+    assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*.parquet")) == files
+    assert LandingZone(data_dir).committed_ids() == [first]
+
+
+def test_a_batch_that_fails_half_way_leaves_nothing_visible(data_dir: Path) -> None:
+    zone = LandingZone(data_dir)
+    with pytest.raises(RuntimeError):
+        with zone.batch("tests", "broken", "deadbeef") as writer:
+            writer.add("transaction_events", sample_records()["transaction_events"])
+            raise RuntimeError("collector died")
+    assert list(data_dir.rglob("*.parquet")) == []
+    assert not zone.has("deadbeef")
+
+
+def test_landing_rejects_columns_outside_the_contract(data_dir: Path) -> None:
+    with pytest.raises(ValueError, match="outside the schema"):
+        with LandingZone(data_dir).batch("tests", "x", "cafe") as writer:
+            writer.add("transaction_events", writer.con.sql("SELECT 'e' AS event_id, 1 AS surprise"))
+
+
+def test_duplicate_keys_across_batches_keep_the_first_landed(data_dir: Path) -> None:
+    records = sample_records()
+    land_records(data_dir, records, name="first")
+    again = {"transaction_events": [r.model_copy(update={"event_type": "redelivered"}) for r in records["transaction_events"]]}
+    land_records(data_dir, again, name="second")
+    summary = refresh_now(data_dir)
+    assert summary.batches == 2
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT event_type) FROM transaction_events").fetchone() == (12, 4)
+
+
+def _snapshot(data_dir: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    tables = [model.name for model in models() if model.materialised] + [m.table for m in schema.TABLES if m is not schema.IngestBatch]
+    snapshot = {table: sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in tables}
+    con.close()
+    return snapshot
+
+
+def test_rebuild_gives_identical_tables_and_marts(landed_sample: Path) -> None:
+    refresh_now(landed_sample)
+    before = _snapshot(landed_sample)
+    assert before["fct_daily_activity"], "the sample must reach the marts"
+    summary = rebuild(landed_sample)
+    assert summary.batches == 1
+    assert _snapshot(landed_sample) == before
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from r2p.warehouse import Warehouse
+    warehouse = Warehouse(Path(sys.argv[1]))
+    print("holding", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_collectors_land_while_another_process_holds_the_warehouse(data_dir: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        land_records(data_dir, sample_records())  # a collector only writes the landing zone
+        with pytest.raises(WarehouseBusy) as busy:
+            refresh_now(data_dir)
+        assert busy.value.holder == f"process {holder.pid}"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refresh_now(data_dir).rows["transaction_events"] == 12
