@@ -13,7 +13,7 @@ if overview.is_empty(page.con):
         "The warehouse is empty. Load data with `r2p ingest traces|backlog|transactions PATH...` "
         "(the dashboard picks new batches up by itself), or load the demo health system now."
     )
-    if st.button("Load the demo health system", type="primary"):
+    if st.button("Load the demo health system", type="primary", key="load_demo"):
         from r2p.demo import load_demo
 
         with st.spinner("Simulating and ingesting the demo health system..."):

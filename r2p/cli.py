@@ -1,8 +1,10 @@
 """The ``r2p`` command line: ingest, refresh, rebuild, simulate, demo, serve.
 
-Collector modules own their commands (``ingest traces``, ``receive``, ``poll`` ...) and this module
-only attaches them, so a new source kind never edits the core. A ``UserError`` (or a click usage
-error) prints one line, ``r2p: error: ...``, and exits 2: never a traceback.
+Collector and simulator modules own their commands (``ingest traces``, ``receive``, ``poll`` ...),
+listed in a module's ``COMMANDS``; this module names which module holds each command and imports
+it only when that command runs, so ``r2p serve`` never pays for (or trips on) a collector's imports.
+A ``UserError`` (or a click usage error) prints one line, ``r2p: error: ...``, and exits 2: never a
+traceback.
 """
 
 from __future__ import annotations
@@ -33,7 +35,30 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose other commands live in modules imported on first use: name -> module path."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module = importlib.import_module(self.lazy[name])
+            return next(command for command in module.COMMANDS if command.name == name)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={"receive": "collectors.traces", "poll": "collectors.backlog", "simulate": "simulator.cli"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -47,7 +72,10 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
     ctx.obj = Context(data_dir)
 
 
-@cli.group()
+@cli.group(
+    cls=LazyGroup,
+    lazy={"traces": "collectors.traces", "backlog": "collectors.backlog", "transactions": "collectors.transactions"},
+)
 def ingest() -> None:
     """Land input files (files, folders, globs) in the landing zone, then refresh the warehouse."""
 
@@ -90,17 +118,31 @@ def rebuild(context: Context) -> None:
     click.echo(loaded.line())
 
 
-def _attach_commands() -> None:
-    """Attach the commands that collector, simulator and triage modules define."""
-    from collectors import traces, backlog, transactions
+APP = Path(__file__).resolve().parents[1] / "app.py"
 
-    for module in (traces, backlog, transactions):
-        for command in module.COMMANDS:
-            (ingest if command.name == module.SOURCE else cli).add_command(command)
+
+def serve_dashboard(data_dir: Path, host: str, port: int) -> int:
+    """Run the Streamlit dashboard on the data directory until it is stopped; returns its exit code."""
+    import subprocess
+
+    if not APP.exists():
+        raise UserError(f"the dashboard's app.py is not at {APP}: install the project from its checkout (pip install -e .)")
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    click.echo(f"dashboard on http://{host}:{port} (data: {data_dir})")
+    return subprocess.call(command, env={**os.environ, "R2P_DATA_DIR": str(data_dir.resolve())})
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+def serve(context: Context, host: str, port: int) -> None:
+    """Start the dashboard."""
+    sys.exit(serve_dashboard(context.data_dir, host, port))
 
 
 def main(argv: list[str] | None = None) -> int:
-    _attach_commands()
     try:
         cli.main(args=argv, prog_name="r2p", standalone_mode=False)
     except click.exceptions.Abort:

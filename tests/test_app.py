@@ -1,0 +1,68 @@
+"""AppTest: the Overview and Ingest pages render from the warehouse, with data and empty; filters follow the URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_page(data_dir: Path, monkeypatch: pytest.MonkeyPatch, script: str = "app.py", **query: str | list[str]) -> AppTest:
+    monkeypatch.setenv("R2P_DATA_DIR", str(data_dir))
+    app = AppTest.from_file(str(REPO / script), default_timeout=60)
+    for key, value in query.items():
+        app.query_params[key] = value
+    return app.run()
+
+
+def test_overview_with_data_shows_totals_and_both_charts(landed_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = run_page(landed_sample, monkeypatch)
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Business events"] == "12"
+    assert metrics["Failed or exception events"] == "3"
+    assert metrics["Integration operations (spans)"] == "12"
+    assert metrics["Failed operations"] == "1"
+    charts = app.get("plotly_chart")
+    assert len(charts) == 2
+    by_stage = charts[0].proto.spec
+    assert '"requisition"' in by_stage and '"receipt"' in by_stage
+
+
+def test_overview_filters_come_from_the_url_and_go_back_to_it(landed_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = run_page(landed_sample, monkeypatch, facility=["SOUTH-COMMUNITY"], stage=["receipt"])
+    assert not app.exception
+    assert app.multiselect(key="filter_facilities").value == ["SOUTH-COMMUNITY"]
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Business events"] == "1"
+    assert metrics["Failed operations"] == "1"
+    app.multiselect(key="filter_facilities").set_value(["NORTH-GENERAL", "SOUTH-COMMUNITY"]).run()
+    assert app.query_params["facility"] == ["NORTH-GENERAL", "SOUTH-COMMUNITY"]
+    assert {metric.label: metric.value for metric in app.metric}["Business events"] == "2"
+
+
+def test_unknown_filter_values_in_a_link_are_ignored(landed_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = run_page(landed_sample, monkeypatch, facility=["NO-SUCH-PLACE"])
+    assert not app.exception
+    assert app.multiselect(key="filter_facilities").value == []
+    assert {metric.label: metric.value for metric in app.metric}["Business events"] == "12"
+
+
+def test_empty_warehouse_explains_how_to_load_and_offers_the_demo(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = run_page(data_dir, monkeypatch)
+    assert not app.exception
+    assert "warehouse is empty" in app.info[0].value
+    assert app.button(key="load_demo").label == "Load the demo health system"
+    assert not app.get("plotly_chart")
+
+
+def test_ingest_page_lists_batches(landed_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = run_page(landed_sample, monkeypatch, script="pages/9_Ingest.py")
+    assert not app.exception
+    assert app.success[0].value == "No record has been rejected."
+    batches = app.dataframe[-1].value
+    assert list(batches["source"]) == ["tests"]
+    assert '"transaction_events": 12' in batches["record_counts"][0]
