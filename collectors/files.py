@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import glob
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import click
 
 from r2p.errors import UserError
 from r2p.landing import BatchWriter, LandingZone, file_hash
@@ -52,23 +55,22 @@ def expand(patterns: Iterable[str]) -> list[Path]:
     return list(found)
 
 
-def ingest_files(
-    source: str,
-    paths: list[Path],
-    zone: LandingZone,
-    collect: CollectFile,
-    on_file: Callable[[Path], None] = lambda path: None,
-) -> IngestSummary:
-    """Land each file as one batch named by its content hash; a file landed before is skipped."""
+def ingest_files(source: str, paths: list[Path], zone: LandingZone, collect: CollectFile) -> IngestSummary:
+    """Land each file as one batch named by its content hash; a file landed before is skipped.
+
+    A progress bar on stderr, weighted by file size, shows how far a long run has come.
+    """
     summary = IngestSummary()
-    for path in paths:
-        summary.files += 1
-        with zone.batch(source, str(path), file_hash(source, path)) as writer:
-            if writer is None:
-                summary.already_present += 1
-            else:
-                collect(path, writer)
-                summary.accepted.update(writer.counts)
-                summary.rejected += writer.rejected
-        on_file(path)
+    sizes = [path.stat().st_size for path in paths]
+    with click.progressbar(length=sum(sizes), label=f"ingest {source}", file=sys.stderr) as progress:
+        for path, size in zip(paths, sizes):
+            summary.files += 1
+            with zone.batch(source, str(path), file_hash(source, path)) as writer:
+                if writer is None:
+                    summary.already_present += 1
+                else:
+                    collect(path, writer)
+                    summary.accepted.update(writer.counts)
+                    summary.rejected += writer.rejected
+            progress.update(size)
     return summary
