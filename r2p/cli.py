@@ -155,7 +155,3 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"r2p: error: {error}", err=True)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

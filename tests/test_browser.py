@@ -34,7 +34,7 @@ def dashboard(landed_sample: Path) -> Iterator[str]:
     """`r2p serve` on a free port over the landed sample; yields its base URL once healthy."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "r2p.cli", "--data-dir", str(landed_sample), "serve", "--port", str(port)],
+        [sys.executable, "-m", "r2p", "--data-dir", str(landed_sample), "serve", "--port", str(port)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
