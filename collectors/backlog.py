@@ -1,4 +1,283 @@
-"""backlog collector (being written)."""
+"""The backlog collector: queue and consumer-group snapshots into ``backlog_snapshots``.
+
+Inputs (the shape is read from the content, the extension only breaking ties):
+
+* RabbitMQ management API ``GET /api/queues`` JSON array (a single response);
+* capture files ``queues-*.jsonl``: one ``{"observed_at": "<ISO 8601>", "queues": [...]}`` a line;
+* RabbitMQ Prometheus text (``/metrics``, ``/metrics/per-object``, ``/metrics/detailed``);
+* ``kafka-consumer-groups --describe`` output (offsets, members, state views), a single response;
+* capture files of blocks, each a line ``# observed_at <ISO 8601>`` then the verbatim output;
+* Burrow's consumer lag JSON;
+* a plain CSV with the columns documented in ``collectors.broker_csv``.
+
+A single response carries no observation time: it is ``--observed-at`` when given, else the
+file's modification time, and the batch notes say which (``observed_at_from``).
+
+Every row is validated (counts are non-negative integers; a snapshot with no figure at all is
+rejected) and given its flow columns from the flow configuration. A RabbitMQ queue whose ready +
+unacked differs from its messages is kept as reported, with ``depth_mismatch`` (messages minus
+ready plus unacked) in its attributes and counted in the notes: recorded, never corrected.
+
+``r2p poll rabbitmq|prometheus`` (``collectors.broker_poller``) lands live snapshots the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from collectors import broker_csv, broker_kafka, broker_prometheus, broker_rabbitmq
+from collectors.broker_common import (AGGREGATE_QUEUE, COUNT_COLUMNS, RATE_COLUMNS, Candidate, Parsed, Problem, iso,
+                                      parse_timestamp)
+from collectors.broker_flows import FLOW_COLUMNS, FlowConfig, load_config
+from collectors.files import expand, ingest_files
+from r2p import schema
+from r2p.cli import Context, pass_context, report_ingest
+from r2p.landing import BatchWriter
 
 SOURCE = "backlog"
-COMMANDS: list = []
+WHOLE_FILE_RAW = 4096
+"""Characters of a whole unreadable file kept as the reject's raw text."""
+
+_OBSERVED_MARKER = re.compile(r"^# observed_at (\S+)[ \t]*$", re.MULTILINE)
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+                "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "JSON": pa.string()}
+ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[sql_type]) for name, sql_type, _, _ in schema.columns(schema.BacklogSnapshot)
+                          if name != "batch_id"])
+
+
+def parse_file(path: Path, data: bytes, observed_at: dt.datetime | None, consumer_group: str | None) -> Parsed:
+    """Parse one input file of any supported shape into candidates and problems."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return _whole_file_problem(f"not UTF-8 text (byte {error.start})", data.decode("utf-8", "replace"))
+    stripped = text.lstrip()
+    if not stripped:
+        return _whole_file_problem("empty input", text)
+    single_observation = observed_at or dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    note = "observed_at_option" if observed_at else "observed_at_file_mtime"
+    if stripped.startswith("# observed_at"):
+        return parse_kafka_capture(text, consumer_group)
+    if stripped[0] in "[{":
+        return _parse_json(path, text, single_observation, note)
+    if broker_prometheus.looks_like_prometheus(text):
+        return _single(broker_prometheus.parse_metrics(text, single_observation), note)
+    if broker_kafka.looks_like_consumer_groups(text):
+        return _single(broker_kafka.parse_describe(text, single_observation, default_group=consumer_group), note)
+    if broker_csv.looks_like_csv(text):
+        return broker_csv.parse_csv(text)
+    return _whole_file_problem(
+        "unrecognised content: expected RabbitMQ queues JSON, a capture file, Prometheus text, "
+        "kafka-consumer-groups output, Burrow JSON or a backlog CSV", text)
+
+
+def _single(parsed: Parsed, note: str) -> Parsed:
+    """Mark a single response's rows with where their observation time came from."""
+    if parsed.candidates:
+        parsed.count(note)
+    return parsed
+
+
+def _whole_file_problem(reason: str, text: str, byte_offset: int | None = None) -> Parsed:
+    return Parsed(problems=[Problem(reason, text[:WHOLE_FILE_RAW], byte_offset=byte_offset)])
+
+
+def _parse_json(path: Path, text: str, observed_at: dt.datetime, note: str) -> Parsed:
+    if path.suffix != ".jsonl":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            if not _first_line_is_capture(text):
+                return _whole_file_problem(f"invalid JSON (truncated?): {error.msg} at line {error.lineno} "
+                                           f"column {error.colno}", text, byte_offset=error.pos)
+        else:
+            if isinstance(document, list):
+                return _single(broker_rabbitmq.parse_queues(document, observed_at), note)
+            if isinstance(document, dict) and "queues" in document and "observed_at" in document:
+                return parse_rabbitmq_capture(text)
+            if isinstance(document, dict) and "status" in document and "request" in document:
+                return _single(broker_kafka.parse_burrow(document, observed_at), note)
+            if isinstance(document, dict) and "queue_totals" in document:
+                return _whole_file_problem("GET /api/overview holds node totals, not queues: capture GET /api/queues", text)
+            return _whole_file_problem("unrecognised JSON document: expected a GET /api/queues array, a capture "
+                                       "line or a Burrow lag response", text)
+    return parse_rabbitmq_capture(text)
+
+
+def _first_line_is_capture(text: str) -> bool:
+    try:
+        first = json.loads(text.lstrip().split("\n", 1)[0])
+    except json.JSONDecodeError:
+        return False
+    return isinstance(first, dict) and "queues" in first
+
+
+def parse_rabbitmq_capture(text: str) -> Parsed:
+    """A ``queues-*.jsonl`` capture: each line one observation; a bad line is one reject."""
+    parsed = Parsed()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            parsed.problems.append(Problem(f"invalid JSON (truncated?): {error.msg} at column {error.colno}", line,
+                                           line=number))
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("observed_at"), str):
+            parsed.problems.append(Problem("capture line without observed_at", line, line=number, field="observed_at"))
+            continue
+        if "queues" not in record:
+            parsed.problems.append(Problem("capture line without queues", line, line=number, field="queues"))
+            continue
+        try:
+            observed_at = parse_timestamp(record["observed_at"])
+        except ValueError as error:
+            parsed.problems.append(Problem(str(error), line, line=number, field="observed_at"))
+            continue
+        parsed.extend(broker_rabbitmq.parse_queues(record["queues"], observed_at, line=number))
+        parsed.count("observations")
+    return parsed
+
+
+def parse_kafka_capture(text: str, consumer_group: str | None) -> Parsed:
+    """A ``consumer-groups-*.txt`` capture: blocks of ``# observed_at <time>`` then the output."""
+    parsed = Parsed()
+    markers = list(_OBSERVED_MARKER.finditer(text))
+    preamble = text[: markers[0].start()] if markers else text
+    if preamble.strip():
+        parsed.problems.append(Problem("text before the first '# observed_at' line", preamble[:WHOLE_FILE_RAW], line=1))
+    for index, marker in enumerate(markers):
+        end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
+        line = text.count("\n", 0, marker.start()) + 1
+        try:
+            observed_at = parse_timestamp(marker.group(1))
+        except ValueError as error:
+            parsed.problems.append(Problem(str(error), marker.group(0), line=line, field="observed_at"))
+            continue
+        # The block starts with the marker line's own newline, so its first line is the marker's.
+        block = text[marker.end():end]
+        parsed.extend(broker_kafka.parse_describe(block, observed_at, first_line=line, default_group=consumer_group))
+        parsed.count("observations")
+    return parsed
+
+
+def validate(candidate: Candidate, config: FlowConfig, notes: Parsed) -> tuple[dict[str, Any] | None, Problem | None]:
+    """The landed row of a candidate (flow columns filled, attributes as JSON), or why it is rejected."""
+    row = {column: candidate.row.get(column) for column in ARROW_SCHEMA.names}
+    attributes = dict(candidate.attributes)
+
+    def problem(reason: str, field: str) -> tuple[None, Problem]:
+        return None, Problem(reason, candidate.raw, line=candidate.line, field=field)
+
+    if not isinstance(row["queue"], str) or not row["queue"]:
+        return problem("queue name is missing", "queue")
+    for column in (*COUNT_COLUMNS, "partition"):
+        value = row[column]
+        if isinstance(value, float) and value.is_integer():
+            value = row[column] = int(value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return problem(f"{column} is not an integer: {value!r}", column)
+        if value is not None and value < 0:
+            return problem(f"negative {column}: {value}", column)
+    for column in RATE_COLUMNS:
+        value = row[column]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            return problem(f"{column} is not a number: {value!r}", column)
+        if value is not None and value < 0 and column != "oldest_message_age_s":
+            return problem(f"negative {column}: {value}", column)
+    if row["oldest_message_age_s"] is not None and row["oldest_message_age_s"] < 0:
+        # The head message is stamped after the observation: a publisher's clock runs ahead.
+        attributes["oldest_message_age_s_negative"] = row["oldest_message_age_s"]
+        row["oldest_message_age_s"] = None
+        notes.count("head_timestamp_after_observation")
+    if all(row[column] is None for column in COUNT_COLUMNS) and "dead_lettered_total" not in attributes:
+        return problem("no backlog figure: messages, ready, unacked, consumers and lag all missing",
+                       "lag" if row["broker"] == "kafka" else "messages")
+    if None not in (row["depth"], row["ready"], row["unacked"]) and row["ready"] + row["unacked"] != row["depth"]:
+        attributes["depth_mismatch"] = row["depth"] - row["ready"] - row["unacked"]
+        notes.count("depth_mismatch")
+    if row["is_dead_letter"] is None:
+        row["is_dead_letter"] = config.is_dead_letter_name(row["queue"]) or "dead_letter_source" in attributes
+    if row["queue"] != AGGREGATE_QUEUE and all(row[column] is None for column in FLOW_COLUMNS):
+        flow = config.flow_of(row["queue"])
+        if flow is None and "dead_letter_source" in attributes:
+            flow = config.flow_of(attributes["dead_letter_source"])
+        if flow is not None:
+            row.update(flow)
+        else:
+            notes.count("unmapped_rows")
+    row["attributes"] = json.dumps(attributes, sort_keys=True, default=str)
+    return row, None
+
+
+def land(parsed: Parsed, writer: BatchWriter, config: FlowConfig) -> int:
+    """Validate and land a parse result: rows to backlog_snapshots, problems to rejects."""
+    rows = []
+    for candidate in parsed.candidates:
+        row, problem = validate(candidate, config, parsed)
+        if problem is not None:
+            parsed.problems.append(problem)
+        else:
+            rows.append(row)
+    written = writer.add(schema.BacklogSnapshot.table, pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)) if rows else 0
+    for problem in sorted(parsed.problems, key=lambda problem: (problem.line is None, problem.line or 0)):
+        writer.reject(problem.reason, problem.raw, line=problem.line, byte_offset=problem.byte_offset,
+                      field=problem.field)
+    for key, value in parsed.notes.items():
+        writer.notes[key] = writer.notes.get(key, 0) + value
+    return written
+
+
+def _parse_observed_at(context: click.Context, parameter: click.Parameter, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
+
+
+CONFIG_OPTION = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Flow mapping TOML (default: collectors/defaults/backlog.toml).")
+
+
+@click.command("backlog")
+@click.argument("paths", nargs=-1, required=True)
+@CONFIG_OPTION
+@click.option("--observed-at", callback=_parse_observed_at,
+              help="Observation time (ISO 8601) of single-response files; default: each file's modification time.")
+@click.option("--consumer-group", help="Kafka group of --describe output that does not name it.")
+@pass_context
+def backlog_ingest_command(context: Context, paths: tuple[str, ...], config_path: Path | None,
+                           observed_at: dt.datetime | None, consumer_group: str | None) -> None:
+    """Land queue and consumer-group snapshots: RabbitMQ /api/queues JSON and captures, RabbitMQ
+    Prometheus text, kafka-consumer-groups --describe output and captures, Burrow lag JSON, CSV."""
+    config = load_config(config_path)
+    files = expand(paths)
+
+    def collect(path: Path, writer: BatchWriter) -> None:
+        parsed = parse_file(path, path.read_bytes(), observed_at, consumer_group)
+        if observed_at is not None:
+            writer.notes["observed_at"] = iso(observed_at)
+        land(parsed, writer, config)
+
+    report_ingest(context, ingest_files(SOURCE, files, context.landing(), collect))
+
+
+def _commands() -> list[click.Command]:
+    from collectors.broker_poller import poll_group
+
+    return [backlog_ingest_command, poll_group]
+
+
+COMMANDS = _commands()
