@@ -56,7 +56,13 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
-    lazy={"receive": "collectors.traces", "poll": "collectors.backlog", "simulate": "simulator.cli"},
+    lazy={
+        "receive": "collectors.traces",
+        "poll": "collectors.backlog",
+        "simulate": "simulator.cli",
+        "check": "metrics.slo",
+        "triage": "r2p.triage",
+    },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
