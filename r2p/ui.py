@@ -18,7 +18,7 @@ import streamlit as st
 
 from metrics import overview
 from metrics.filters import Filters
-from r2p.warehouse import Warehouse
+from r2p.warehouse import Warehouse, WarehouseBusy
 
 REFRESH_SECONDS = 5.0
 """How often the dashboard process loads new landing batches by itself."""
@@ -122,7 +122,12 @@ def _sidebar_filters(options: overview.FilterOptions) -> Filters:
 def frame(title: str) -> Frame:
     """Open a page: config, warehouse, sidebar filters (from and to the URL), refresh control."""
     st.set_page_config(page_title=f"{title} · {APP_TITLE}", page_icon="📦", layout="wide")
-    warehouse = open_warehouse(str(data_dir()))
+    try:
+        warehouse = open_warehouse(str(data_dir()))
+    except WarehouseBusy as busy:
+        st.error(f"The warehouse is held by {busy.holder} (an `r2p refresh` or `rebuild`, or another dashboard). "
+                 "Reload this page once it has finished.")
+        st.stop()
     con = warehouse.reader()
     options = overview.filter_options(con)
     filters = _sidebar_filters(options)
