@@ -66,3 +66,20 @@ def test_ingest_page_lists_batches(landed_sample: Path, monkeypatch: pytest.Monk
     batches = app.dataframe[-1].value
     assert list(batches["source"]) == ["tests"]
     assert '"transaction_events": 12' in batches["record_counts"][0]
+
+
+def test_a_warehouse_held_by_another_process_is_explained(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from test_storage import HOLDER
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        app = run_page(data_dir, monkeypatch)
+        assert not app.exception
+        assert f"held by process {holder.pid}" in app.error[0].value
+    finally:
+        holder.kill()
+        holder.wait()
