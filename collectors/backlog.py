@@ -13,10 +13,7 @@ Inputs (the shape is read from the content, the extension only breaking ties):
 A single response carries no observation time: it is ``--observed-at`` when given, else the
 file's modification time, and the batch notes say which (``observed_at_from``).
 
-Every row is validated (counts are non-negative integers; a snapshot with no figure at all is
-rejected) and given its flow columns from the flow configuration. A RabbitMQ queue whose ready +
-unacked differs from its messages is kept as reported, with ``depth_mismatch`` (messages minus
-ready plus unacked) in its attributes and counted in the notes: recorded, never corrected.
+Rows are validated, mapped to flows and landed by ``collectors.broker_landing``.
 
 ``r2p poll rabbitmq|prometheus`` (``collectors.broker_poller``) lands live snapshots the same way.
 """
@@ -25,32 +22,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from pathlib import Path
-from typing import Any
 
 import click
-import pyarrow as pa
 
 from collectors import broker_csv, broker_kafka, broker_prometheus, broker_rabbitmq
-from collectors.broker_common import (AGGREGATE_QUEUE, COUNT_COLUMNS, RATE_COLUMNS, Candidate, Parsed, Problem, iso,
-                                      parse_timestamp)
-from collectors.broker_flows import FLOW_COLUMNS, FlowConfig, load_config
+from collectors.broker_common import Parsed, Problem, iso, parse_timestamp
+from collectors.broker_flows import CONFIG_OPTION, load_config
+from collectors.broker_landing import SOURCE, land
+from collectors.broker_poller import poll_group
 from collectors.files import expand, ingest_files
-from r2p import schema
 from r2p.cli import Context, pass_context, report_ingest
 from r2p.landing import BatchWriter
 
-SOURCE = "backlog"
 WHOLE_FILE_RAW = 4096
 """Characters of a whole unreadable file kept as the reject's raw text."""
 
 _OBSERVED_MARKER = re.compile(r"^# observed_at (\S+)[ \t]*$", re.MULTILINE)
-_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-                "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "JSON": pa.string()}
-ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[sql_type]) for name, sql_type, _, _ in schema.columns(schema.BacklogSnapshot)
-                          if name != "batch_id"])
+
 
 
 def parse_file(path: Path, data: bytes, observed_at: dt.datetime | None, consumer_group: str | None) -> Parsed:
@@ -170,74 +160,6 @@ def parse_kafka_capture(text: str, consumer_group: str | None) -> Parsed:
     return parsed
 
 
-def validate(candidate: Candidate, config: FlowConfig, notes: Parsed) -> tuple[dict[str, Any] | None, Problem | None]:
-    """The landed row of a candidate (flow columns filled, attributes as JSON), or why it is rejected."""
-    row = {column: candidate.row.get(column) for column in ARROW_SCHEMA.names}
-    attributes = dict(candidate.attributes)
-
-    def problem(reason: str, field: str) -> tuple[None, Problem]:
-        return None, Problem(reason, candidate.raw, line=candidate.line, field=field)
-
-    if not isinstance(row["queue"], str) or not row["queue"]:
-        return problem("queue name is missing", "queue")
-    for column in (*COUNT_COLUMNS, "partition"):
-        value = row[column]
-        if isinstance(value, float) and value.is_integer():
-            value = row[column] = int(value)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            return problem(f"{column} is not an integer: {value!r}", column)
-        if value is not None and value < 0:
-            return problem(f"negative {column}: {value}", column)
-    for column in RATE_COLUMNS:
-        value = row[column]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
-            return problem(f"{column} is not a number: {value!r}", column)
-        if value is not None and value < 0 and column != "oldest_message_age_s":
-            return problem(f"negative {column}: {value}", column)
-    if row["oldest_message_age_s"] is not None and row["oldest_message_age_s"] < 0:
-        # The head message is stamped after the observation: a publisher's clock runs ahead.
-        attributes["oldest_message_age_s_negative"] = row["oldest_message_age_s"]
-        row["oldest_message_age_s"] = None
-        notes.count("head_timestamp_after_observation")
-    if all(row[column] is None for column in COUNT_COLUMNS) and "dead_lettered_total" not in attributes:
-        return problem("no backlog figure: messages, ready, unacked, consumers and lag all missing",
-                       "lag" if row["broker"] == "kafka" else "messages")
-    if None not in (row["depth"], row["ready"], row["unacked"]) and row["ready"] + row["unacked"] != row["depth"]:
-        attributes["depth_mismatch"] = row["depth"] - row["ready"] - row["unacked"]
-        notes.count("depth_mismatch")
-    if row["is_dead_letter"] is None:
-        row["is_dead_letter"] = config.is_dead_letter_name(row["queue"]) or "dead_letter_source" in attributes
-    if row["queue"] != AGGREGATE_QUEUE and all(row[column] is None for column in FLOW_COLUMNS):
-        flow = config.flow_of(row["queue"])
-        if flow is None and "dead_letter_source" in attributes:
-            flow = config.flow_of(attributes["dead_letter_source"])
-        if flow is not None:
-            row.update(flow)
-        else:
-            notes.count("unmapped_rows")
-    row["attributes"] = json.dumps(attributes, sort_keys=True, default=str)
-    return row, None
-
-
-def land(parsed: Parsed, writer: BatchWriter, config: FlowConfig) -> int:
-    """Validate and land a parse result: rows to backlog_snapshots, problems to rejects."""
-    rows = []
-    for candidate in parsed.candidates:
-        row, problem = validate(candidate, config, parsed)
-        if problem is not None:
-            parsed.problems.append(problem)
-        else:
-            rows.append(row)
-    written = writer.add(schema.BacklogSnapshot.table, pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)) if rows else 0
-    for problem in sorted(parsed.problems, key=lambda problem: (problem.line is None, problem.line or 0)):
-        writer.reject(problem.reason, problem.raw, line=problem.line, byte_offset=problem.byte_offset,
-                      field=problem.field)
-    for key, value in parsed.notes.items():
-        writer.notes[key] = writer.notes.get(key, 0) + value
-    return written
-
-
 def _parse_observed_at(context: click.Context, parameter: click.Parameter, value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -245,10 +167,6 @@ def _parse_observed_at(context: click.Context, parameter: click.Parameter, value
         return parse_timestamp(value)
     except ValueError:
         raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
-
-
-CONFIG_OPTION = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                             help="Flow mapping TOML (default: collectors/defaults/backlog.toml).")
 
 
 @click.command("backlog")
@@ -274,10 +192,4 @@ def backlog_ingest_command(context: Context, paths: tuple[str, ...], config_path
     report_ingest(context, ingest_files(SOURCE, files, context.landing(), collect))
 
 
-def _commands() -> list[click.Command]:
-    from collectors.broker_poller import poll_group
-
-    return [backlog_ingest_command, poll_group]
-
-
-COMMANDS = _commands()
+COMMANDS = [backlog_ingest_command, poll_group]

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from r2p.errors import UserError
@@ -19,6 +20,8 @@ from r2p.schema import Stage
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "backlog.toml"
 FLOW_COLUMNS = ("flow", "stage", "source_system", "target_system", "facility_id")
+CONFIG_OPTION = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Flow mapping TOML (default: collectors/defaults/backlog.toml).")
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:

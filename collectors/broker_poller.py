@@ -32,9 +32,9 @@ from pathlib import Path
 
 import click
 
-from collectors.backlog import CONFIG_OPTION, SOURCE, land
 from collectors.broker_common import Parsed, Problem, iso
-from collectors.broker_flows import FlowConfig, load_config
+from collectors.broker_flows import CONFIG_OPTION, FlowConfig, load_config
+from collectors.broker_landing import SOURCE, land
 from collectors.broker_prometheus import looks_like_prometheus, parse_metrics
 from collectors.broker_rabbitmq import parse_queues
 from r2p.cli import Context, pass_context
