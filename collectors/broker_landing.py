@@ -63,12 +63,15 @@ def validate(candidate: Candidate, config: FlowConfig, notes: Parsed) -> tuple[d
     if None not in (row["depth"], row["ready"], row["unacked"]) and row["ready"] + row["unacked"] != row["depth"]:
         attributes["depth_mismatch"] = row["depth"] - row["ready"] - row["unacked"]
         notes.count("depth_mismatch")
+    sources = attributes.get("dead_letter_sources", [])
     if row["is_dead_letter"] is None:
-        row["is_dead_letter"] = config.is_dead_letter_name(row["queue"]) or "dead_letter_source" in attributes
+        row["is_dead_letter"] = config.is_dead_letter_name(row["queue"]) or bool(sources)
     if row["queue"] != AGGREGATE_QUEUE and all(row[column] is None for column in FLOW_COLUMNS):
         flow = config.flow_of(row["queue"])
-        if flow is None and "dead_letter_source" in attributes:
-            flow = config.flow_of(attributes["dead_letter_source"])
+        inherited = {json.dumps(config.flow_of(source), sort_keys=True) for source in sources}
+        if flow is None and len(inherited) == 1:
+            # A dead-letter queue fed by one flow's queues belongs to that flow; a shared one to none.
+            flow = json.loads(inherited.pop())
         if flow is not None:
             row.update(flow)
         else:

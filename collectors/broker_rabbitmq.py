@@ -7,8 +7,9 @@ message's age is NULL then.
 
 Dead-letter queues are not a field of the API. A queue is marked here when another queue of the
 same listing dead-letters into it: its ``x-dead-letter-routing-key`` argument (or policy key
-``dead-letter-routing-key``) names it, or its dead-letter exchange has the queue's own name.
-Name patterns from the flow configuration are applied later, in ``collectors.backlog``.
+``dead-letter-routing-key``) names it, or its dead-letter exchange has the queue's own name. Those
+source queues are listed in its ``dead_letter_sources`` attribute. Name patterns from the flow
+configuration are applied later, in ``collectors.broker_landing``.
 """
 
 from __future__ import annotations
@@ -52,13 +53,12 @@ def parse_queues(queues: Any, observed_at: dt.datetime, line: int | None = None)
     if not isinstance(queues, list):
         parsed.problems.append(Problem("GET /api/queues response is not a JSON array", json.dumps(queues)[:4096], line=line))
         return parsed
-    dead_letter_targets: dict[tuple[Any, str], str] = {}
+    dead_letter_targets: dict[tuple[Any, str], list[str]] = {}
     for queue in queues:
         if isinstance(queue, dict) and isinstance(queue.get("name"), str):
             exchange, routing_key = dead_letter_settings(queue)
-            for target in (routing_key, exchange):
-                if target:
-                    dead_letter_targets.setdefault((queue.get("vhost"), target), queue["name"])
+            for target in {routing_key, exchange} - {None, "", queue["name"]}:
+                dead_letter_targets.setdefault((queue.get("vhost"), target), []).append(queue["name"])
     for queue in queues:
         raw = json.dumps(queue, sort_keys=True)
         if not isinstance(queue, dict):
@@ -72,7 +72,7 @@ def parse_queues(queues: Any, observed_at: dt.datetime, line: int | None = None)
 
 
 def _candidate(queue: dict[str, Any], raw: str, observed_at: dt.datetime, line: int | None,
-               dead_letter_targets: dict[tuple[Any, str], str], parsed: Parsed) -> Candidate:
+               dead_letter_targets: dict[tuple[Any, str], list[str]], parsed: Parsed) -> Candidate:
     vhost = queue.get("vhost")
     row: dict[str, Any] = {
         "observed_at": observed_at,
@@ -104,9 +104,9 @@ def _candidate(queue: dict[str, Any], raw: str, observed_at: dt.datetime, line: 
         attributes["dead_letter_exchange"] = exchange
     if routing_key is not None:
         attributes["dead_letter_routing_key"] = routing_key
-    source = dead_letter_targets.get((vhost, queue["name"]))
-    if source is not None and source != queue["name"]:
-        attributes["dead_letter_source"] = source
+    sources = dead_letter_targets.get((vhost, queue["name"]))
+    if sources:
+        attributes["dead_letter_sources"] = sorted(sources)
     return Candidate(row, raw, line, attributes)
 
 

@@ -236,9 +236,9 @@ def test_rabbitmq_capture_file_flows_dead_letters_and_bad_lines(data_dir: Path, 
     dlq, parked_row, source = rows[0], rows[1], rows[2]
     assert source["oldest_message_age_s"] == 90.0
     assert (source["flow"], source["stage"], source["source_system"], source["target_system"], source["facility_id"]) == (
-        "receipt-sync", "receipt", "wms", "erp", "SOUTH-COMMUNITY")
+        "receipt-sync", "receipt", "wms-south-community", "erp", "SOUTH-COMMUNITY")
     # A dead-letter queue named only by its source queue's arguments takes that queue's flow.
-    assert parked_row["attributes"]["dead_letter_source"] == "wms.south-community.receipts"
+    assert parked_row["attributes"]["dead_letter_sources"] == ["wms.south-community.receipts"]
     assert (parked_row["flow"], parked_row["facility_id"]) == ("receipt-sync", "SOUTH-COMMUNITY")
     assert (dlq["flow"], dlq["stage"]) == ("invoice-sync", "invoice")
     assert [(r["line"], r["field"], r["reason"]) for r in rejects(data_dir)] == [
@@ -335,3 +335,16 @@ def test_bad_flow_config_is_one_clear_error(data_dir: Path, tmp_path: Path, caps
     error = capsys.readouterr().err
     assert error.startswith(f"r2p: error: backlog config {config}: flows.0.stage: Input should be 'requisition'")
     assert not (data_dir / "landing" / "backlog_snapshots").exists()
+
+
+def test_shared_dead_letter_queue_takes_no_single_flow(data_dir: Path, tmp_path: Path) -> None:
+    into_dlq = {"x-dead-letter-exchange": "erp.integration.dlx", "x-dead-letter-routing-key": "erp.integration.dlq"}
+    queues = [queue("wms.north-general.receipts", 0, 0, 0, 2, arguments=into_dlq),
+              queue("edi.inbound.acks", 0, 0, 0, 2, arguments=into_dlq),
+              queue("erp.integration.dlq", 4, 4, 0, 0)]
+    path = tmp_path / "queues-2024-05-01.jsonl"
+    path.write_text(json.dumps({"observed_at": OBSERVED, "queues": queues}) + "\n")
+    assert ingest(data_dir, path, options=()) == 0
+    dlq = by_queue(snapshots(data_dir))[("erp.integration.dlq", None)]
+    assert dlq["is_dead_letter"] is True and dlq["flow"] is None
+    assert dlq["attributes"]["dead_letter_sources"] == ["edi.inbound.acks", "wms.north-general.receipts"]

@@ -18,7 +18,8 @@
 -- dead_letter_growth: for a dead-letter queue, its depth minus the previous depth (negative when it was
 --   replayed or purged); for a node row (`*`), the increase of its dead-lettered counter; else NULL.
 -- dead_letter_growth_per_s: dead_letter_growth over interval_s.
--- no_consumer_with_messages: the queue or partition has a backlog and no consumer (NULL when either is unknown).
+-- no_consumer_with_messages: a queue or partition (not a dead-letter queue, which is drained by hand) has a
+--   backlog and no consumer; NULL when either is unknown.
 -- publish_rate_derived: publish_rate came from the counters, not from the broker.
 with
 
@@ -109,5 +110,5 @@ select
     end as time_to_drain_s,
     dead_letter_growth,
     case when interval_s > 0 then dead_letter_growth / interval_s end as dead_letter_growth_per_s,
-    backlog > 0 and consumers = 0 as no_consumer_with_messages
+    not is_dead_letter and backlog > 0 and consumers = 0 as no_consumer_with_messages
 from rates
