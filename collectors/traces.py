@@ -1,4 +1,83 @@
-"""traces collector (being written)."""
+"""The trace collector: OTLP spans from files (``r2p ingest traces``) or pushed over OTLP/HTTP (``r2p receive``).
+
+Every input becomes OTLP/JSON documents (``otlp_input``), which DuckDB turns into canonical
+``spans`` / ``span_events`` / ``span_links`` / ``rejects`` rows with business keys mapped and PHI
+redacted before anything is written (``otlp_sql``, ``redaction``). Mapping and redaction come from
+``collectors/defaults/traces.toml``, overridden by ``--config FILE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from collectors.otlp_config import TracesConfig, load_config
+from collectors.otlp_input import Chunk, load_chunk, read_chunks
+from collectors.otlp_sql import install, land_chunk, transform_chunk
+from r2p.landing import BatchWriter
 
 SOURCE = "traces"
-COMMANDS: list = []
+
+
+def land_chunks(writer: BatchWriter, config: TracesConfig, chunks: Iterable[Chunk]) -> None:
+    """Transform and land every chunk into one batch; keeps ``writer.input_offset`` at the last chunk's end."""
+    install(writer.con, config)
+    for index, chunk in enumerate(chunks):
+        for reason, raw, byte_offset in chunk.rejects:
+            writer.reject(reason, raw, byte_offset=byte_offset)
+        if chunk.text is not None or chunk.documents:
+            prefix = f"chunk{index}"
+            load_chunk(writer.con, chunk, f"{prefix}_docs")
+            transform_chunk(writer.con, config, prefix, f"{prefix}_docs", writer.input_name)
+            writer.con.execute(f"DROP TABLE {prefix}_docs")
+            land_chunk(writer, config, prefix)
+        writer.input_offset = chunk.end_offset
+
+
+def collect_file(path: Path, writer: BatchWriter, config: TracesConfig) -> None:
+    """Land one OTLP traces file (any format of ``otlp_input``) into ``writer``."""
+    land_chunks(writer, config, read_chunks(path))
+
+
+@click.command(SOURCE)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file overriding the business-key mapping and redaction rules.")
+@click.option("--follow", is_flag=True, help="Keep tailing the (file-exporter) files, across rotations and restarts.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between polls with --follow.")
+def ingest_traces(inputs: tuple[str, ...], config_path: Path | None, follow: bool, interval: float) -> None:
+    """Land OTLP traces: JSON lines, OTLP/JSON, protobuf, gzip of any; files, folders or globs."""
+    from collectors.files import expand, ingest_files
+    from r2p.cli import Context, report_ingest
+
+    context = click.get_current_context().find_object(Context)
+    config = load_config(config_path)
+    zone = context.landing()
+    if follow:
+        from collectors.otlp_follow import follow_files
+
+        follow_files(zone, config, list(inputs), interval)
+        return
+    summary = ingest_files(SOURCE, expand(inputs), zone, lambda path, writer: collect_file(path, writer, config))
+    report_ingest(context, summary)
+
+
+@click.command("receive")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=4318, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file overriding the business-key mapping and redaction rules.")
+@click.option("--flush-seconds", type=float, default=2.0, show_default=True, help="Land a batch at least this often.")
+@click.option("--max-batch-spans", type=int, default=20_000, show_default=True, help="Land a batch at this many spans.")
+def receive(host: str, port: int, config_path: Path | None, flush_seconds: float, max_batch_spans: int) -> None:
+    """Serve OTLP/HTTP (POST /v1/traces, protobuf or JSON) and land what arrives."""
+    from collectors.otlp_receiver import serve
+    from r2p.cli import Context
+
+    context = click.get_current_context().find_object(Context)
+    serve(context.landing(), load_config(config_path), host, port, flush_seconds, max_batch_spans)
+
+
+COMMANDS = [ingest_traces, receive]

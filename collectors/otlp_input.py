@@ -1,0 +1,208 @@
+"""Reading OTLP trace inputs into documents: JSON lines, one JSON document, protobuf, gzip of any.
+
+A file is split into ``Chunk``s of whole documents. JSON lines are cut at line boundaries into
+chunks of about ``CHUNK_BYTES`` (memory stays bounded whatever the file size) and handed to DuckDB
+as one string, split into lines there. A single JSON document is one chunk. Protobuf
+(``TracesData`` / ``ExportTraceServiceRequest``, one message or a length-delimited stream) is
+decoded with opentelemetry-proto and re-encoded by ``json_format``, whose base64 ids and enum names
+the SQL transform accepts like any other producer's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import pyarrow as pa
+
+CHUNK_BYTES = 32 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class Chunk:
+    """Whole documents from one input: either JSON-lines text or a list of documents."""
+
+    text: str | None = None
+    """JSON lines text (several lines), the first of which is line ``first_line``."""
+    first_line: int = 1
+    documents: list[tuple[int | None, int | None, str]] = field(default_factory=list)
+    """(line, byte_offset, OTLP/JSON text) documents, for single-document and protobuf inputs."""
+    rejects: list[tuple[str, str, int | None]] = field(default_factory=list)
+    """(reason, raw description, byte_offset) of input that could not be turned into documents."""
+    end_offset: int = 0
+    """Byte offset (in the uncompressed input) just after this chunk."""
+
+
+def load_chunk(cur: duckdb.DuckDBPyConnection, chunk: Chunk, table: str) -> None:
+    """Create ``table`` (doc_id, line, byte_offset, doc) from a chunk, one row a non-blank document."""
+    if chunk.text is not None:
+        cur.execute(
+            f"""
+            CREATE OR REPLACE TABLE {table} AS
+            SELECT row_number() OVER () AS doc_id, line, NULL::BIGINT AS byte_offset, doc FROM (
+                SELECT $first - 1 + generate_subscripts(parts, 1) AS line, unnest(parts) AS doc
+                FROM (SELECT string_split($text, chr(10)) AS parts)
+            ) WHERE trim(doc) <> ''
+            """,
+            {"first": chunk.first_line, "text": chunk.text},
+        )
+    else:
+        rows = pa.table(
+            {
+                "doc_id": pa.array(range(1, len(chunk.documents) + 1), pa.int64()),
+                "line": pa.array([doc[0] for doc in chunk.documents], pa.int64()),
+                "byte_offset": pa.array([doc[1] for doc in chunk.documents], pa.int64()),
+                "doc": pa.array([doc[2] for doc in chunk.documents], pa.string()),
+            }
+        )
+        cur.register("_documents_in", rows)
+        cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _documents_in")
+        cur.unregister("_documents_in")
+
+
+def open_input(path: Path) -> BinaryIO:
+    """The file's bytes, gunzipped when it is gzip (by content, whatever its name)."""
+    handle = path.open("rb")
+    if handle.read(2) == GZIP_MAGIC:
+        handle.seek(0)
+        return gzip.GzipFile(fileobj=handle)  # type: ignore[return-value]
+    handle.seek(0)
+    return handle
+
+
+def _is_single_document(head: bytes, whole: bool) -> bool:
+    """Whether JSON input is one (pretty-printed) document rather than JSON lines.
+
+    JSON lines when the first line is a JSON value by itself; otherwise one document when the
+    first line only opens it (``{``) or the whole input parses as one value. A malformed first
+    line of a JSON-lines file thus becomes one reject, not the loss of the file.
+    """
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        json.loads(first_line)
+        return False
+    except ValueError:
+        pass
+    if first_line.strip() in (b"{", b"["):
+        return True
+    if whole:
+        try:
+            json.loads(head)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """The chunks of one input file, in order (see the module doc for the formats)."""
+    with open_input(path) as stream:
+        head = stream.read(chunk_bytes)
+        stripped = head.lstrip()
+        if not stripped:
+            return
+        if stripped[:1] in (b"{", b"["):
+            if _is_single_document(head, whole=len(head) < chunk_bytes):
+                data = head + stream.read()
+                yield Chunk(documents=[(1, None, data.decode("utf-8", "replace"))], end_offset=len(data))
+            else:
+                yield from json_line_chunks(stream, head, 0, 1, chunk_bytes, final=True)
+            return
+        data = head + stream.read()
+    yield protobuf_chunk(data)
+
+
+def json_line_chunks(
+    stream: BinaryIO, head: bytes, offset: int, first_line: int, chunk_bytes: int, final: bool
+) -> Iterator[Chunk]:
+    """Chunks of whole lines from ``stream`` (``head`` already read), starting at byte ``offset``.
+
+    With ``final`` a last line without its newline is a document; without it (follow mode) it is
+    left unread, so the next poll reads it whole.
+    """
+    pending, eof = head, False
+    while True:
+        if not eof and (len(pending) < chunk_bytes or b"\n" not in pending):
+            more = stream.read(max(chunk_bytes - len(pending), 0) or chunk_bytes)
+            if more:
+                pending += more
+                continue
+            eof = True
+        cut = pending.rfind(b"\n")
+        if cut < 0:
+            if not (final and pending):
+                return
+            cut = len(pending) - 1
+        body, pending = pending[: cut + 1], pending[cut + 1 :]
+        yield Chunk(text=body.decode("utf-8", "replace"), first_line=first_line, end_offset=offset + len(body))
+        offset += len(body)
+        first_line += body.count(b"\n")
+        if eof and not pending:
+            return
+
+
+def _messages(data: bytes) -> list[tuple[int, bytes]] | None:
+    """The frames of a length-delimited stream, or None when ``data`` is not exactly such a stream."""
+    from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+
+    frames, position = [], 0
+    try:
+        while position < len(data):
+            size, start = _DecodeVarint(data, position)
+            if start + size > len(data):
+                return None
+            frames.append((position, data[start : start + size]))
+            position = start + size
+    except Exception:  # a truncated varint: not a delimited stream
+        return None
+    return frames
+
+
+def protobuf_chunk(data: bytes) -> Chunk:
+    """Decode OTLP protobuf: one TracesData / ExportTraceServiceRequest, or a length-delimited stream."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    def decode(payload: bytes) -> TracesData | None:
+        message = TracesData()
+        try:
+            message.ParseFromString(payload)
+        except DecodeError:
+            return None
+        return message
+
+    # A single message starts with field 1 (resource_spans, length-delimited): byte 0x0A.
+    single = decode(data) if data[:1] == b"\n" else None
+    frames = [(0, data)] if single is not None and single.resource_spans else _messages(data)
+    chunk = Chunk(end_offset=len(data))
+    if not frames:
+        chunk.rejects.append(
+            ("not OTLP traces: neither JSON nor a protobuf TracesData", f"<{len(data)} bytes, binary, not kept>", 0)
+        )
+        return chunk
+    for offset, payload in frames:
+        message = single if payload is data else decode(payload)
+        if message is None:
+            chunk.rejects.append(
+                ("protobuf message does not decode as TracesData", f"<{len(payload)} bytes, binary, not kept>", offset)
+            )
+            continue
+        chunk.documents.append((None, offset, json_format.MessageToJson(message, indent=None)))
+    return chunk
+
+
+def documents_from_bytes(body: bytes, content_type: str) -> Chunk:
+    """One OTLP/HTTP request body (already gunzipped) as a chunk: JSON or protobuf."""
+    if content_type == "application/json":
+        return Chunk(documents=[(None, 0, body.decode("utf-8", "replace"))], end_offset=len(body))
+    return protobuf_chunk(body)
+
+
+__all__ = ["Chunk", "load_chunk", "read_chunks", "json_line_chunks", "protobuf_chunk", "documents_from_bytes"]
