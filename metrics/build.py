@@ -57,8 +57,16 @@ def models() -> tuple[Model, ...]:
     return tuple(found[name] for name in TopologicalSorter(graph).static_order())
 
 
+def write_config_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The configuration tables models read (integration flows), rewritten before each build."""
+    from metrics.flows import write_flow_table
+
+    write_flow_table(con)
+
+
 def build_views(con: duckdb.DuckDBPyConnection) -> None:
     """Create the staging and intermediate views, and any mart table that does not exist yet."""
+    write_config_tables(con)
     existing = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     for model in models():
         if not model.materialised:
@@ -69,6 +77,7 @@ def build_views(con: duckdb.DuckDBPyConnection) -> None:
 
 def build_marts(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every mart table from the current raw tables."""
+    write_config_tables(con)
     for model in models():
         if model.materialised:
             con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {model.sql}")
