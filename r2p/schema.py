@@ -274,16 +274,23 @@ class TriageEvent(Record):
     key: typing.ClassVar[tuple[str, ...]] = ("triage_event_id",)
     partition_by: typing.ClassVar[str | None] = "changed_at"
 
-    triage_event_id: str = column("Unique id of the decision (UUID).")
+    triage_event_id: str = column(
+        "Id of the decision: a content hash of the event without its time, so a double submit lands once."
+    )
     fingerprint: str = column("Exception group fingerprint the decision applies to.")
     changed_at: dt.datetime = column("When the decision was made (UTC).")
     changed_by: str = column("Who made it: login name or the name the user entered.")
     action: str = column("acknowledge, resolve, ignore, reopen, assign or note.")
-    status_before: str | None = column("Group status before: new, acknowledged, resolved, ignored or regressed.", default=None)
-    status_after: str | None = column("Group status after the decision.", default=None)
-    assignee: str | None = column("Assignee after the decision.", default=None)
+    status_before: str | None = column("Group status its author saw: new, acknowledged, resolved, ignored or regressed.", default=None)
+    status_after: str | None = column("Group status after the decision; NULL for assign and note, which leave it.", default=None)
+    assignee: str | None = column("For assign: the new assignee (empty text: nobody); NULL for other actions.", default=None)
     note: str | None = column("Free-text note.", default=None)
     ignore_until: dt.datetime | None = column("For ignore: until when (NULL: until it escalates).", default=None)
+    based_on_event_id: str | None = column(
+        "Optimistic concurrency: the group's latest triage_event_id its author saw (NULL: none). When another "
+        "decision landed in between, both stand in order of changed_at (last write wins) and the later is flagged.",
+        default=None,
+    )
 
 
 TABLES: tuple[type[Record], ...] = (
