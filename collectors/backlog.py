@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 
 from collectors import broker_csv, broker_kafka, broker_prometheus, broker_rabbitmq
-from collectors.broker_common import Parsed, Problem, iso, parse_timestamp
+from collectors.broker_common import Parsed, Problem, parse_timestamp
 from collectors.broker_flows import CONFIG_OPTION, load_config
 from collectors.broker_landing import SOURCE, land
 from collectors.broker_poller import poll_group
@@ -59,9 +59,10 @@ def parse_file(path: Path, data: bytes, observed_at: dt.datetime | None, consume
     if stripped[0] in "[{":
         return _parse_json(path, text, single_observation, note)
     if broker_prometheus.looks_like_prometheus(text):
-        return _single(broker_prometheus.parse_metrics(text, single_observation), note)
+        return _single(broker_prometheus.parse_metrics(text, single_observation), note, single_observation)
     if broker_kafka.looks_like_consumer_groups(text):
-        return _single(broker_kafka.parse_describe(text, single_observation, default_group=consumer_group), note)
+        return _single(broker_kafka.parse_describe(text, single_observation, default_group=consumer_group), note,
+                       single_observation)
     if broker_csv.looks_like_csv(text):
         return broker_csv.parse_csv(text)
     return _whole_file_problem(
@@ -69,10 +70,11 @@ def parse_file(path: Path, data: bytes, observed_at: dt.datetime | None, consume
         "kafka-consumer-groups output, Burrow JSON or a backlog CSV", text)
 
 
-def _single(parsed: Parsed, note: str) -> Parsed:
-    """Mark a single response's rows with where their observation time came from."""
+def _single(parsed: Parsed, note: str, observed_at: dt.datetime) -> Parsed:
+    """Record a single response's observation time and where it came from (the option or the file)."""
     if parsed.candidates:
         parsed.count(note)
+        parsed.observed_at = observed_at
     return parsed
 
 
@@ -90,11 +92,11 @@ def _parse_json(path: Path, text: str, observed_at: dt.datetime, note: str) -> P
                                            f"column {error.colno}", text, byte_offset=error.pos)
         else:
             if isinstance(document, list):
-                return _single(broker_rabbitmq.parse_queues(document, observed_at), note)
+                return _single(broker_rabbitmq.parse_queues(document, observed_at), note, observed_at)
             if isinstance(document, dict) and "queues" in document and "observed_at" in document:
                 return parse_rabbitmq_capture(text)
             if isinstance(document, dict) and "status" in document and "request" in document:
-                return _single(broker_kafka.parse_burrow(document, observed_at), note)
+                return _single(broker_kafka.parse_burrow(document, observed_at), note, observed_at)
             if isinstance(document, dict) and "queue_totals" in document:
                 return _whole_file_problem("GET /api/overview holds node totals, not queues: capture GET /api/queues", text)
             return _whole_file_problem("unrecognised JSON document: expected a GET /api/queues array, a capture "
@@ -184,10 +186,7 @@ def backlog_ingest_command(context: Context, paths: tuple[str, ...], config_path
     files = expand(paths)
 
     def collect(path: Path, writer: BatchWriter) -> None:
-        parsed = parse_file(path, path.read_bytes(), observed_at, consumer_group)
-        if observed_at is not None:
-            writer.notes["observed_at"] = iso(observed_at)
-        land(parsed, writer, config)
+        land(parse_file(path, path.read_bytes(), observed_at, consumer_group), writer, config)
 
     report_ingest(context, ingest_files(SOURCE, files, context.landing(), collect))
 

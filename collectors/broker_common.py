@@ -54,6 +54,8 @@ class Parsed:
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
+    observed_at: dt.datetime | None = None
+    """The observation time given to a single response (which carries none of its own)."""
 
     def extend(self, other: Parsed) -> None:
         self.candidates += other.candidates

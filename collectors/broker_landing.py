@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from collectors.broker_common import AGGREGATE_QUEUE, COUNT_COLUMNS, RATE_COLUMNS, Candidate, Parsed, Problem
+from collectors.broker_common import AGGREGATE_QUEUE, COUNT_COLUMNS, RATE_COLUMNS, Candidate, Parsed, Problem, iso
 from collectors.broker_flows import FLOW_COLUMNS, FlowConfig
 from r2p import schema
 from r2p.landing import BatchWriter
@@ -95,4 +95,6 @@ def land(parsed: Parsed, writer: BatchWriter, config: FlowConfig) -> int:
                       field=problem.field)
     for key, value in parsed.notes.items():
         writer.notes[key] = writer.notes.get(key, 0) + value
+    if parsed.observed_at is not None:
+        writer.notes["observed_at"] = iso(parsed.observed_at)
     return written

@@ -129,22 +129,21 @@ class Poller:
         body: bytes | None = None
         failure: FetchError | None = None
         attempts = 0
-        while attempts <= self.retries and not self.stop.is_set():
+        while body is None:
             attempts += 1
             try:
                 body = self.fetch()
-                failure = None
-                break
             except FetchError as error:
                 failure = error
-                if not error.retriable or attempts > self.retries:
+                if not error.retriable or attempts > self.retries or self.stop.is_set():
                     break
                 self.stop.wait(self.backoff * 2 ** (attempts - 1))
         parsed = self._parse(body, observed_at) if body is not None else Parsed(
-            problems=[Problem(f"poll failed after {attempts} attempt(s): {failure}", failure.raw if failure else "")])
+            problems=[Problem(f"poll failed after {attempts} attempt(s): {failure}", failure.raw)])
+        parsed.observed_at = observed_at
         fingerprint = [self.kind.encode(), self.request_url.encode(), iso(observed_at).encode(), body or b""]
         with self.zone.batch(SOURCE, self.request_url, content_hash(SOURCE, fingerprint)) as writer:
-            writer.notes.update({"observed_at": iso(observed_at), "attempts": attempts})
+            writer.notes["attempts"] = attempts
             rows = land(parsed, writer, self.config)
             rejected = writer.rejected
         error = str(failure) if body is None else (parsed.problems[0].reason if parsed.problems and not rows else None)
@@ -168,11 +167,16 @@ class Poller:
         polls = 0
         while not self.stop.is_set():
             started = time.monotonic()
-            outcome = self.poll_once()
             polls += 1
-            status = f"error: {outcome.error}" if outcome.error else "ok"
-            log(f"{iso(outcome.observed_at)} {self.kind} {self.request_url}: {outcome.rows} row(s), "
-                f"{outcome.rejected} reject(s), {outcome.attempts} attempt(s), {status}")
+            try:
+                outcome = self.poll_once()
+            except Exception as error:  # noqa: BLE001 - a daemon outlives one bad poll (e.g. a full disk); say so
+                log(f"{iso(dt.datetime.now(dt.timezone.utc))} {self.kind} {self.request_url}: poll failed: "
+                    f"{type(error).__name__}: {error}")
+            else:
+                status = f"error: {outcome.error}" if outcome.error else "ok"
+                log(f"{iso(outcome.observed_at)} {self.kind} {self.request_url}: {outcome.rows} row(s), "
+                    f"{outcome.rejected} reject(s), {outcome.attempts} attempt(s), {status}")
             self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
         return polls
 

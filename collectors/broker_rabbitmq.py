@@ -85,7 +85,12 @@ def _candidate(queue: dict[str, Any], raw: str, observed_at: dt.datetime, line: 
     attributes: dict[str, Any] = {key: queue[key] for key in KEPT_FIELDS if queue.get(key) is not None}
     head = queue.get("head_message_timestamp")
     if isinstance(head, (int, float)) and not isinstance(head, bool):
-        row["oldest_message_age_s"] = (observed_at - dt.datetime.fromtimestamp(head, dt.timezone.utc)).total_seconds()
+        try:
+            head_time = dt.datetime.fromtimestamp(head, dt.timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            parsed.count("head_message_timestamp_unreadable")  # e.g. milliseconds where seconds belong
+        else:
+            row["oldest_message_age_s"] = (observed_at - head_time).total_seconds()
     stats = queue.get("message_stats")
     if isinstance(stats, dict):
         row["publish_rate"] = _rate(stats, "publish")

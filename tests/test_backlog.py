@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import click
 import duckdb
 import pytest
 
@@ -19,6 +20,12 @@ SHARED = Path(__file__).parents[2] / "shared" / "data" / "external" / "broker"
 OBSERVED = "2024-05-01T12:00:00Z"
 UTC = dt.timezone.utc
 AT = dt.datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def landing_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check what the collector lands; loading the warehouse is the warehouse's tests' job."""
+    monkeypatch.setattr("collectors.backlog.report_ingest", lambda context, summary: click.echo(summary.line()))
 
 
 def ingest(data_dir: Path, *paths: Path, options: tuple[str, ...] = ("--observed-at", OBSERVED)) -> int:
@@ -212,7 +219,7 @@ def test_rabbitmq_capture_file_flows_dead_letters_and_bad_lines(data_dir: Path, 
     receipts = queue("wms.south-community.receipts", 12, 10, 2, 0,
                      arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "receipts-parked"},
                      head_message_timestamp=int(AT.timestamp()) - 90)
-    parked = queue("receipts-parked", 3, 3, 0, 0)
+    parked = queue("receipts-parked", 3, 3, 0, 0, head_message_timestamp=int(AT.timestamp()) * 1000)
     invoices_dlq = queue("ap.invoices.dlq", 1, 1, 0, 0)
     lines = [
         json.dumps({"observed_at": "2024-05-01T12:00:00Z", "queues": [receipts, parked, invoices_dlq]}),
@@ -235,6 +242,7 @@ def test_rabbitmq_capture_file_flows_dead_letters_and_bad_lines(data_dir: Path, 
         ("2024-05-01T12:01:00+00:00", "wms.south-community.receipts", 5, 1, False)]
     dlq, parked_row, source = rows[0], rows[1], rows[2]
     assert source["oldest_message_age_s"] == 90.0
+    assert parked_row["oldest_message_age_s"] is None  # a millisecond head timestamp is unreadable, not a guess
     assert (source["flow"], source["stage"], source["source_system"], source["target_system"], source["facility_id"]) == (
         "receipt-sync", "receipt", "wms-south-community", "erp", "SOUTH-COMMUNITY")
     # A dead-letter queue named only by its source queue's arguments takes that queue's flow.
@@ -249,6 +257,7 @@ def test_rabbitmq_capture_file_flows_dead_letters_and_bad_lines(data_dir: Path, 
         (5, "messages", "no backlog figure: messages, ready, unacked, consumers and lag all missing"),
         (5, "depth", "depth is not an integer: '7'"),
     ]
+    assert batch_notes(data_dir) == [{"head_message_timestamp_unreadable": 1, "observations": 3}]
     # Re-ingesting the same file lands nothing new.
     assert ingest(data_dir, path, options=()) == 0
     assert len(snapshots(data_dir)) == 4 and len(rejects(data_dir)) == 6
@@ -314,7 +323,8 @@ def test_truncated_json_html_and_modification_time(data_dir: Path, tmp_path: Pat
     assert reasons["login.html"][0].startswith("unrecognised content")
     rows = snapshots(data_dir)
     assert {row["observed_at"] for row in rows} == {AT} and len(rows) == 5
-    assert {"observed_at_file_mtime": 1} in [{k: v for k, v in n.items() if k.startswith("observed_at")} for n in batch_notes(data_dir)]
+    assert {"observed_at": OBSERVED, "observed_at_file_mtime": 1} in [
+        {k: v for k, v in n.items() if k.startswith("observed_at")} for n in batch_notes(data_dir)]
 
 
 def test_user_flow_config(data_dir: Path, tmp_path: Path) -> None:

@@ -161,3 +161,21 @@ def test_credentials_from_environment_or_secrets_file(data_dir: Path, stub: Stub
     with pytest.raises(UserError, match="no secrets file at"):
         monkeypatch.delenv("R2P_RABBITMQ_USERNAME")
         credentials(tmp_path / "missing.toml")
+
+
+def test_run_outlives_a_crashing_poll_and_stops_when_told(data_dir: Path, stub: Stub) -> None:
+    poll = poller(data_dir, stub.url)
+    calls = []
+
+    def crash_then_stop():
+        calls.append(1)
+        if len(calls) == 2:
+            poll.stop.set()
+            return type(poll).poll_once(poll)
+        raise OSError(28, "No space left on device")
+
+    poll.poll_once = crash_then_stop
+    lines: list[str] = []
+    assert poll.run(interval=0.01, log=lines.append) == 2
+    assert lines[0].endswith("poll failed: OSError: [Errno 28] No space left on device")
+    assert lines[1].endswith("1 row(s), 0 reject(s), 1 attempt(s), ok")
