@@ -42,16 +42,19 @@ class Chunk:
 def load_chunk(cur: duckdb.DuckDBPyConnection, chunk: Chunk, table: str) -> None:
     """Create ``table`` (doc_id, line, byte_offset, doc) from a chunk, one row a non-blank document."""
     if chunk.text is not None:
-        cur.execute(
-            f"""
-            CREATE OR REPLACE TABLE {table} AS
-            SELECT row_number() OVER () AS doc_id, line, NULL::BIGINT AS byte_offset, doc FROM (
-                SELECT $first - 1 + generate_subscripts(parts, 1) AS line, unnest(parts) AS doc
-                FROM (SELECT string_split($text, chr(10)) AS parts)
-            ) WHERE trim(doc) <> ''
-            """,
-            {"first": chunk.first_line, "text": chunk.text},
+        lines = chunk.text.split("\n")
+        rows = pa.table(
+            {
+                "line": pa.array(range(chunk.first_line, chunk.first_line + len(lines)), pa.int64()),
+                "doc": pa.array(lines, pa.string()),
+            }
         )
+        cur.register("_lines_in", rows)
+        cur.execute(
+            f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS doc_id, line, "
+            "NULL::BIGINT AS byte_offset, doc FROM _lines_in WHERE trim(doc) <> ''"
+        )
+        cur.unregister("_lines_in")
     else:
         rows = pa.table(
             {

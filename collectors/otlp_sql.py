@@ -130,10 +130,13 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
         "ELSE 'null' END",
         "otlp_text(v) AS coalesce(v.stringValue, CAST(v.intValue AS VARCHAR), CAST(v.doubleValue AS VARCHAR), "
         "CAST(v.boolValue AS VARCHAR), v.bytesValue)",
-        # The attribute list as one JSON object text, redacted keys replaced, then masked.
-        "otlp_attrs(attrs) AS phi_mask('{' || array_to_string(list_transform(coalesce(attrs, []), lambda a: "
+        # The attribute list as one JSON object text, keys in `leave_out` dropped (NULL entries are
+        # skipped by array_to_string), redacted keys replaced, then masked.
+        "otlp_attrs_except(attrs, leave_out) AS phi_mask('{' || coalesce(array_to_string(list_transform(coalesce(attrs, []), "
+        "lambda a: CASE WHEN list_contains(leave_out, a.key) THEN NULL ELSE "
         "to_json(coalesce(a.key, '')) || ':' || CASE WHEN phi_key_redacted(coalesce(a.key, '')) "
-        f"THEN {sql_literal(json.dumps(config.redaction.redacted_value))} ELSE otlp_value(a.value) END), ',') || '}}')",
+        f"THEN {sql_literal(json.dumps(config.redaction.redacted_value))} ELSE otlp_value(a.value) END END), ','), '') || '}}')",
+        "otlp_attrs(attrs) AS otlp_attrs_except(attrs, [])",
         "otlp_find(attrs, k) AS list_filter(attrs, lambda a: a.key = k)[1].value",
     ]
     for macro in macros:
@@ -166,22 +169,23 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
     mapped = config.mapped_keys()
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
     resource_business = ", ".join(
-        f"{_lookup(config, config.business[column], 'res_biz')} AS res_{column}" for column in business
-    )
-    span_business = ", ".join(
-        f"coalesce({_lookup(config, config.business[column], 'span_biz')}, res_{column}) AS {column}"
+        f"CASE WHEN len(res_biz) > 0 THEN {_lookup(config, config.business[column], 'res_biz')} END AS res_{column}"
         for column in business
     )
-    keep_filter = (
-        f"list_filter(coalesce(s.attributes, []), lambda a: a.key NOT IN {_in_list(mapped)})" if mapped
-        else "s.attributes"
+    span_business = ", ".join(
+        f"coalesce(CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.business[column], 'span_biz')} END, "
+        f"res_{column}) AS {column}"
+        for column in business
     )
-    biz_filter = f"list_filter(coalesce({{attrs}}, []), lambda a: a.key IN {_in_list(mapped)})" if mapped else "[]"
+    mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
+    pulled = [*mapped, *config.standard.error_type, *config.standard.http_status_code]
+    # One pass picks every attribute a column is read from; the lookups then scan that short list.
+    pull = "list_filter(coalesce({attrs}, []), lambda a: a.key IN " + _in_list(pulled) + ")"
     exception_type = Redactor(config.redaction).key_redacted("exception.type")
     exception_type_sql = (
         sql_literal(config.redaction.redacted_value) if exception_type
-        else "phi_mask(otlp_text(otlp_find(list_filter(coalesce(s.events, []), "
-        "lambda e: e.name = 'exception')[1].attributes, 'exception.type')))"
+        else "CASE WHEN len(s.events) > 0 THEN phi_mask(otlp_text(otlp_find(list_filter(s.events, "
+        "lambda e: e.name = 'exception')[1].attributes, 'exception.type'))) END"
     )
     cur.execute(
         f"""
@@ -200,7 +204,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
             SELECT line, byte_offset,
                    otlp_attrs(rs.resource.attributes) AS resource_attributes,
                    phi_mask(otlp_text(otlp_find(rs.resource.attributes, 'service.name'))) AS service_name,
-                   {biz_filter.format(attrs='rs.resource.attributes')} AS res_biz,
+                   {pull.format(attrs='rs.resource.attributes')} AS res_biz,
                    unnest(list_concat(coalesce(rs.scopeSpans, []), coalesce(rs.instrumentationLibrarySpans, []))) AS ss
             FROM resources
         ), scoped AS (
@@ -220,10 +224,14 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                    CASE WHEN coalesce(s.parentSpanId, '') <> '' THEN otlp_id(s.parentSpanId, 8) END AS parent_span_id,
                    otlp_kind(s.kind) AS kind,
                    otlp_status(s.status.code) AS status_code,
-                   {biz_filter.format(attrs='s.attributes')} AS span_biz
+                   {pull.format(attrs='s.attributes')} AS span_biz
             FROM spans
         )
-        SELECT line, byte_offset, s,
+        SELECT line, byte_offset,
+               -- only what rejects need: carrying the whole span costs a copy
+               struct_pack(traceId := s.traceId, spanId := s.spanId, parentSpanId := s.parentSpanId, kind := s.kind,
+                           status := s.status, startTimeUnixNano := s.startTimeUnixNano,
+                           endTimeUnixNano := s.endTimeUnixNano) AS s,
                trace_id, span_id, parent_span_id, s.traceState AS trace_state, s.flags AS flags,
                phi_mask(coalesce(s.name, '')) AS name, kind,
                otlp_time(s.startTimeUnixNano) AS start_time, otlp_time(s.endTimeUnixNano) AS end_time,
@@ -231,9 +239,11 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                status_code, phi_mask(nullif(s.status.message, '')) AS status_message,
                service_name, scope_name, scope_version,
                {span_business}{',' if business else ''}
-               coalesce({_lookup(config, config.standard.error_type, 's.attributes')}, {exception_type_sql}) AS error_type,
-               {_lookup(config, config.standard.http_status_code, 's.attributes', as_int=True)} AS http_status_code,
-               otlp_attrs({keep_filter}) AS attributes,
+               coalesce(CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.standard.error_type, 'span_biz')} END,
+                        {exception_type_sql}) AS error_type,
+               CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.standard.http_status_code, 'span_biz', as_int=True)} END
+                   AS http_status_code,
+               otlp_attrs_except(s.attributes, {mapped_list}) AS attributes,
                resource_attributes, scope_attributes,
                concat_ws('; ',
                    CASE WHEN trace_id IS NULL THEN 'traceId ' || coalesce('''' || left(s.traceId, 40) || '''', 'missing')
@@ -248,11 +258,11 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                         THEN 'startTimeUnixNano ''' || left(s.startTimeUnixNano, 40) || ''' is not an integer' END,
                    CASE WHEN otlp_nanos(s.endTimeUnixNano) IS NULL
                         THEN 'endTimeUnixNano ''' || left(s.endTimeUnixNano, 40) || ''' is not an integer' END,
-                   CASE WHEN list_bool_or(list_transform(coalesce(s.events, []), lambda e: otlp_nanos(e.timeUnixNano) IS NULL))
-                        THEN 'an event timeUnixNano is not an integer' END,
-                   CASE WHEN list_bool_or(list_transform(coalesce(s.links, []),
+                   CASE WHEN len(s.events) > 0 THEN CASE WHEN list_bool_or(list_transform(s.events,
+                        lambda e: otlp_nanos(e.timeUnixNano) IS NULL)) THEN 'an event timeUnixNano is not an integer' END END,
+                   CASE WHEN len(s.links) > 0 THEN CASE WHEN list_bool_or(list_transform(s.links,
                         lambda l: otlp_id(l.traceId, 16) IS NULL OR otlp_id(l.spanId, 8) IS NULL))
-                        THEN 'a link has an invalid traceId or spanId' END
+                        THEN 'a link has an invalid traceId or spanId' END END
                ) AS reason
         FROM decoded
         """
@@ -265,13 +275,22 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
     )
     cur.execute(f"CREATE OR REPLACE TABLE {p}_spans AS SELECT {span_columns} FROM {p}_all WHERE reason = ''")
     _inherit(cur, f"{p}_spans", business)
+    # Events and links unnest the parsed documents again (cheaper than carrying them through the
+    # span query) and keep only those of accepted spans.
+    span_source = f"""
+        SELECT unnest(ss.spans) AS s FROM (
+            SELECT unnest(list_concat(coalesce(rs.scopeSpans, []), coalesce(rs.instrumentationLibrarySpans, []))) AS ss
+            FROM (SELECT unnest(resource_spans) AS rs FROM {p}_parsed WHERE resource_spans IS NOT NULL))
+    """
     cur.execute(
         f"""
         CREATE OR REPLACE TABLE {p}_events AS
         SELECT trace_id, span_id, event_index - 1 AS event_index, otlp_time(e.timeUnixNano) AS time,
                phi_mask(coalesce(e.name, '')) AS name, otlp_attrs(e.attributes) AS attributes
-        FROM (SELECT trace_id, span_id, unnest(s.events) AS e, generate_subscripts(s.events, 1) AS event_index
-              FROM {p}_all WHERE reason = '' AND len(s.events) > 0)
+        FROM (SELECT otlp_id(s.traceId, 16) AS trace_id, otlp_id(s.spanId, 8) AS span_id,
+                     unnest(s.events) AS e, generate_subscripts(s.events, 1) AS event_index
+              FROM ({span_source}) WHERE len(s.events) > 0)
+        SEMI JOIN {p}_spans USING (trace_id, span_id)
         """
     )
     cur.execute(
@@ -280,8 +299,10 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         SELECT trace_id, span_id, link_index - 1 AS link_index,
                otlp_id(l.traceId, 16) AS linked_trace_id, otlp_id(l.spanId, 8) AS linked_span_id,
                l.traceState AS trace_state, otlp_attrs(l.attributes) AS attributes
-        FROM (SELECT trace_id, span_id, unnest(s.links) AS l, generate_subscripts(s.links, 1) AS link_index
-              FROM {p}_all WHERE reason = '' AND len(s.links) > 0)
+        FROM (SELECT otlp_id(s.traceId, 16) AS trace_id, otlp_id(s.spanId, 8) AS span_id,
+                     unnest(s.links) AS l, generate_subscripts(s.links, 1) AS link_index
+              FROM ({span_source}) WHERE len(s.links) > 0)
+        SEMI JOIN {p}_spans USING (trace_id, span_id)
         """
     )
     input_literal = sql_literal(input_name)

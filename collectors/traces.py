@@ -8,10 +8,13 @@ redacted before anything is written (``otlp_sql``, ``redaction``). Mapping and r
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import click
+import duckdb
 
 from collectors.otlp_config import TracesConfig, load_config
 from collectors.otlp_input import Chunk, load_chunk, read_chunks
@@ -19,21 +22,46 @@ from collectors.otlp_sql import install, land_chunk, transform_chunk
 from r2p.landing import BatchWriter
 
 SOURCE = "traces"
+TRANSFORM_THREADS = 2
+
+
+def _transform(con: duckdb.DuckDBPyConnection, config: TracesConfig, chunk: Chunk, prefix: str, input_name: str) -> str:
+    cursor = con.cursor()
+    try:
+        load_chunk(cursor, chunk, f"{prefix}_docs")
+        transform_chunk(cursor, config, prefix, f"{prefix}_docs", input_name)
+        cursor.execute(f"DROP TABLE {prefix}_docs")
+    finally:
+        cursor.close()
+    return prefix
 
 
 def land_chunks(writer: BatchWriter, config: TracesConfig, chunks: Iterable[Chunk]) -> None:
-    """Transform and land every chunk into one batch; keeps ``writer.input_offset`` at the last chunk's end."""
+    """Transform and land every chunk into one batch; keeps ``writer.input_offset`` at the last chunk's end.
+
+    Two chunks are transformed at once, each on its own cursor (one core each; a chunk of few
+    large lines does not parallelise inside DuckDB), while the main thread lands the previous one.
+    """
     install(writer.con, config)
-    for index, chunk in enumerate(chunks):
-        for reason, raw, byte_offset in chunk.rejects:
-            writer.reject(reason, raw, byte_offset=byte_offset)
-        if chunk.text is not None or chunk.documents:
-            prefix = f"chunk{index}"
-            load_chunk(writer.con, chunk, f"{prefix}_docs")
-            transform_chunk(writer.con, config, prefix, f"{prefix}_docs", writer.input_name)
-            writer.con.execute(f"DROP TABLE {prefix}_docs")
-            land_chunk(writer, config, prefix)
-        writer.input_offset = chunk.end_offset
+    in_flight: deque[tuple[Future[str] | None, int]] = deque()
+
+    def land_oldest() -> None:
+        future, end_offset = in_flight.popleft()
+        if future is not None:
+            land_chunk(writer, config, future.result())
+        writer.input_offset = end_offset
+
+    with ThreadPoolExecutor(max_workers=TRANSFORM_THREADS) as pool:
+        for index, chunk in enumerate(chunks):
+            for reason, raw, byte_offset in chunk.rejects:
+                writer.reject(reason, raw, byte_offset=byte_offset)
+            has_documents = chunk.text is not None or bool(chunk.documents)
+            future = pool.submit(_transform, writer.con, config, chunk, f"chunk{index}", writer.input_name) if has_documents else None
+            in_flight.append((future, chunk.end_offset))
+            while len(in_flight) > TRANSFORM_THREADS:
+                land_oldest()
+        while in_flight:
+            land_oldest()
 
 
 def collect_file(path: Path, writer: BatchWriter, config: TracesConfig) -> None:
