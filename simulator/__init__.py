@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,9 @@ from simulator.flow import Walk
 from simulator.model import US_PER_DAY, US_PER_H, HealthSystem, SimulationConfig, iso_utc
 from simulator.spool import DaySpool
 from simulator.writers.backlog import BacklogWriter
-from simulator.writers.otlp import OtlpWriter
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from simulator.writers.otlp import write_day_in_worker
 from simulator.writers.transactions import TransactionWriter
 from simulator.writers.x12 import X12Writer
 
@@ -66,11 +69,24 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: Callable[[int], 
     prepare(out_dir)
     system = HealthSystem.build(config)
     faults = Faults(config, system)
+    # Spans (the SDK and the exporter's encoding: the costliest part) are written by a second process
+    # while this one walks the next day; at most two days wait, so memory stays bounded. The worker
+    # starts before any output file is open, so it holds no copy of their buffers.
+    span_writer = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    span_writer.submit(int).result()
+    try:
+        return _run(config, out_dir, system, faults, span_writer, progress)
+    finally:
+        span_writer.shutdown()
+
+
+def _run(config: SimulationConfig, out_dir: Path, system: HealthSystem, faults: Faults,
+         span_writer: ProcessPoolExecutor, progress: Callable[[int], None] | None) -> Manifest:
     systems = ["procurement", "erp", "ap", *sorted(f.wms for f in system.facilities)]
     if any(f.legacy for f in system.facilities):
         systems.insert(2, "legacy-erp")
     transactions = TransactionWriter(out_dir, systems)
-    spans = OtlpWriter(out_dir)
+    pending: list[tuple[str, Future]] = []
     edi = X12Writer(out_dir, {s.code: s.isa_id for s in system.suppliers})
     backlog = BacklogWriter(out_dir, system, config.seed, config.snapshot_interval_s)
     files: dict[str, dict] = {}
@@ -93,15 +109,10 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: Callable[[int], 
             totals["spans"] += len(kinds["span"])
             note = transactions.write_day(kinds["txn"], broken_timestamp=day == broken_day)
             broken += [note] if note else []
-            stats = spans.write_day(date, kinds["span"], duplicate=faults.duplicated(day_start),
-                                    truncate_first=day == broken_day)
-            files[f"traces/spans-{date}.jsonl"] = {"records": stats["spans"], "lines": stats["lines"],
-                                                   "duplicate_lines": stats["duplicate_lines"]}
-            if faults.duplicates is not None:
-                faults.duplicates.count("duplicate_otlp_lines", stats["duplicate_lines"])
-            if stats["truncated_line"]:
-                broken.append({"file": f"traces/spans-{date}.jsonl", "line": stats["truncated_line"],
-                               "locator": "first batch of the day, written twice", "why": "truncated OTLP/JSON line"})
+            pending.append((date, span_writer.submit(write_day_in_worker, out_dir, date, kinds["span"],
+                                                     faults.duplicated(day_start), day == broken_day)))
+            while len(pending) > 2:
+                collect_spans(*pending.pop(0), files, broken, faults)
             before = edi.counts["interchanges"]
             note = edi.write_day(date, kinds["edi"], break_one=day >= broken_day and edi_break_pending)
             if note:
@@ -116,6 +127,8 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: Callable[[int], 
             files[f"backlog/kafka/consumer-groups-{date}.txt"] = {"records": observations * 3}
             if progress is not None:
                 progress(1)
+        for date, future in pending:
+            collect_spans(date, future, files, broken, faults)
     for system_name, rows in transactions.close().items():
         files[f"transactions/{system_name}.csv"] = {"records": rows}
     totals.update(edi.counts)
@@ -124,6 +137,18 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: Callable[[int], 
                         totals=totals)
     (out_dir / "manifest.json").write_text(json.dumps(manifest.as_dict(), indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def collect_spans(date: str, future: Future, files: dict, broken: list, faults: Faults) -> None:
+    """Wait for one day's span file and book its counts."""
+    stats = future.result()
+    files[f"traces/spans-{date}.jsonl"] = {"records": stats["spans"], "lines": stats["lines"],
+                                           "duplicate_lines": stats["duplicate_lines"]}
+    if faults.duplicates is not None:
+        faults.duplicates.count("duplicate_otlp_lines", stats["duplicate_lines"])
+    if stats["truncated_line"]:
+        broken.append({"file": f"traces/spans-{date}.jsonl", "line": stats["truncated_line"],
+                       "locator": "first batch of the day, written twice", "why": "truncated OTLP/JSON line"})
 
 
 def finish(incident) -> dict:

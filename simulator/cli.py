@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def simulate(seed: int, days: int, scale: float, start: dt.datetime, facilities:
     config = SimulationConfig(seed=seed, days=days, start=start.date(), scale=scale, facilities=facilities,
                               suppliers=suppliers, snapshot_interval_s=snapshot_interval_s, faults=not no_faults)
     began = time.perf_counter()
-    with click.progressbar(length=days, label="simulating", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=days, label="simulating", file=sys.stderr) as bar:
         manifest = run_simulation(config, out_dir, progress=bar.update)
     seconds = time.perf_counter() - began
     totals = manifest.totals

@@ -23,7 +23,9 @@ from simulator.model import (
 )
 
 THROTTLE_RATE = 0.2
-"""Share of ERP API calls answered 429 in the throttling window."""
+"""Share of first attempts at the ERP API answered 429 in the throttling window."""
+THROTTLE_RETRY_RATE = 0.5
+"""Share of retries answered 429 there: the rate limit persists, so retries often fail too."""
 LEGACY_FAILURE_RATE = 0.35
 """Share of legacy ERP adapter calls that fail during its outage."""
 LATE_RECEIPT_PEAK_H = 8.0
@@ -71,6 +73,9 @@ class Faults:
 
         def window(first_fraction: float, length_days: int) -> tuple[int, int]:
             first = min(max(round(first_fraction * days), 0), max(days - length_days, 0))
+            # Start on a weekday: most of the flow is human, and a weekend window would show little.
+            while first > 0 and local(origin + first * US_PER_DAY + 12 * US_PER_H).weekday() >= 5:
+                first -= 1
             return origin + first * US_PER_DAY, origin + min(first + length_days, days) * US_PER_DAY
 
         facilities = system.facilities
@@ -123,7 +128,8 @@ class Faults:
             "flow": "erp-api", "dead_letter_queue": "erp.integration.dlq",
         }, {
             "measure": "share of erp-api server spans with http.response.status_code 429, weekdays 09:00-10:00 local",
-            "rate_429": THROTTLE_RATE, "rate_429_outside": 0.0,
+            "rate_429_first_attempt": THROTTLE_RATE, "rate_429_retry": THROTTLE_RETRY_RATE, "rate_429_over": 0.15,
+            "rate_429_outside": 0.0,
             "dlq": "erp.integration.dlq depth rises on throttled days, drained by the 14:00 local replay",
         })
         self.ack_outage = add("missing_acks", window(0.52, 3), {
@@ -182,7 +188,7 @@ class Faults:
                 "measure": f"legacy-erp clock runs {-LEGACY_SKEW_MIN} min slow", "skew_minutes": LEGACY_SKEW_MIN,
             })
         # Stalled approvals: one resolved earlier in the run, one still open at its end.
-        stall_sites = [(facilities[0], 2, window(0.2, max(2, length + 1))),
+        stall_sites = [(facilities[0], 1, window(0.2, max(2, length + 1))),
                        (facilities[2 % len(facilities)], 1, (origin + max(days - 3, 0) * US_PER_DAY, config.end_us))]
         for facility, level, span in stall_sites:
             self.stalls.append(add("stalled_approvals", span, {

@@ -14,7 +14,7 @@ import math
 import random
 import uuid
 
-from simulator.faults import THROTTLE_RATE, Faults, approver, day_of
+from simulator.faults import THROTTLE_RATE, THROTTLE_RETRY_RATE, Faults, approver, day_of
 from simulator.model import (
     APPROVAL_LIMITS,
     APPROVAL_SLA_H,
@@ -334,7 +334,7 @@ class Walk:
         for attempt in range(1, attempts + 1):
             server_time = int(lognormal(rng, 250_000, 0.6))
             end = moment + server_time + 30_000
-            limited = self.faults.throttled(moment) and rng.random() < THROTTLE_RATE
+            limited = self.faults.throttled(moment) and rng.random() < (THROTTLE_RATE if attempt == 1 else THROTTLE_RETRY_RATE)
             if throttle is not None and self.faults.throttled(moment):
                 throttle.count("erp_calls_in_window")
                 throttle.count("erp_429_in_window", int(limited))
@@ -455,11 +455,14 @@ class Walk:
             self.txn("procurement", "REQUISITION_REJECTED", "requisition", rid, "rejected", approved, amount=value,
                      detail="budget check failed", **common)
             return approved, False
-        recorded = None
-        if self.faults.reordered(approved) and last_level_event is not None:
-            # Delivered out of order: the final approval is recorded before the level approval it follows.
-            recorded = last_level_event.recorded - 30 * US_PER_S
-            self.faults.out_of_order.count("count_over")
+        # The suite logs its own events in order, unless they were delivered out of order.
+        recorded = approved + int(lognormal(rng, 2 * US_PER_S, 0.6))
+        if last_level_event is not None:
+            if self.faults.reordered(approved):
+                recorded = last_level_event.recorded - 30 * US_PER_S
+                self.faults.out_of_order.count("count_over")
+            else:
+                recorded = max(recorded, last_level_event.recorded + 1000)
         self.txn("procurement", "REQUISITION_APPROVED", "requisition", rid, "approved", approved, recorded,
                  amount=value, trace_id=check_trace.hex, **common)
         if fails:
@@ -660,7 +663,7 @@ class Walk:
         sync = self.txn(facility.erp, "RECEIPT_SYNCED", "receipt", receipt_id, "posted", synced,
                         synced + int(lognormal(rng, US_PER_S)), quantity=received_qty, receipt_id=receipt_id,
                         actor="erp-integration", **common)
-        if self.faults.duplicated(synced) and not facility.legacy:
+        if self.faults.duplicated(synced) and not facility.legacy and rng.random() < 0.15:
             # The consumer died before its ack: the broker redelivers and the export repeats the row.
             self.emit_message(Message(queue, published, synced, synced + 2 * US_PER_S, redelivered=True))
             self.emit_txn(sync)
@@ -683,9 +686,10 @@ class Walk:
                               for k, (line, item, desc, qty, price) in enumerate(lines))
         total = common_amount(invoice_lines)
         invoice_id = f"INV-{supplier.code}-{shipment}"
+        resend = self.faults.duplicated(sent) and rng.random() < 0.1
         self.emit_edi(EdiDoc("810", sent, supplier.code, facility.code, invoice_id, po_number, invoice_lines,
-                             resend=self.faults.duplicated(sent)))
-        if self.faults.duplicated(sent):
+                             resend=resend))
+        if resend:
             self.faults.duplicates.count("resent_810")
         inv_attributes = {**context, "procurement.stage": "invoice", "procurement.object.type": "invoice",
                           "procurement.object.id": invoice_id, "procurement.invoice.id": invoice_id,

@@ -126,3 +126,15 @@ class OtlpWriter:
                     stats["duplicate_lines"] += 1
         exporter.shutdown()
         return stats
+
+
+_worker_writer: OtlpWriter | None = None
+
+
+def write_day_in_worker(out_dir: Path, path_date: str, specs: list[SpanSpec], duplicate: bool,
+                        truncate_first: bool) -> dict:
+    """``OtlpWriter.write_day`` in a worker process (one writer per process, made on first use)."""
+    global _worker_writer
+    if _worker_writer is None or _worker_writer.directory != out_dir / "traces":
+        _worker_writer = OtlpWriter(out_dir)
+    return _worker_writer.write_day(path_date, specs, duplicate, truncate_first)

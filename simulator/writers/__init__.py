@@ -1,0 +1,1 @@
+"""One writer per output format: OTLP/JSON lines, backlog snapshots, CSV exports, X12."""
