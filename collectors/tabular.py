@@ -1,0 +1,447 @@
+"""Tabular exports (CSV, TSV, JSON lines, Parquet; gzip) to ``transaction_events``, in DuckDB.
+
+A mapping file compiles into ONE SQL query over the file read as text: every canonical column is
+an expression (``TRY_CAST``, ``try_strptime``, epoch functions, value maps, the event-type rules),
+and a ``__problem`` expression names the first column that failed and why. The parsed relation is
+materialised once; the rows without a problem land, the others become rejects with their line,
+column and reason. Ten million events never leave DuckDB.
+
+Event log readers (OCEL, XES) flatten their events into an Arrow table of text columns and reuse
+the same compiler, so every source goes through one mapping mechanism.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from collectors.mapping import (
+    INTEGER_COLUMNS,
+    MONEY_COLUMNS,
+    NUMBER_COLUMNS,
+    TEXT_COLUMNS,
+    TIME_COLUMNS,
+    ColumnSpec,
+    Mapping,
+)
+from r2p import schema
+from r2p.errors import UserError
+from r2p.landing import RAW_TEXT_LIMIT, BatchWriter
+
+ROW = "__row"
+"""1-based record number of a source row (the header is not a record)."""
+
+PROBLEM_SEPARATOR = "\x1f"
+CSV_ERRORS = "__csv_errors"
+
+
+def ident(name: str) -> str:
+    """A SQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    """A SQL string literal (NULL for None)."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
+    """SQL turning the text expression ``text`` into a UTC TIMESTAMPTZ (NULL when it does not parse).
+
+    ``iso8601`` keeps an explicit offset (``Z``, ``+01:00``) and reads a time without one in
+    ``timezone``; ``epoch_s`` / ``epoch_ms`` are seconds / milliseconds since 1970 UTC; anything
+    else is a strptime pattern (local in ``timezone`` unless it has ``%z``). With several
+    formats the first that parses wins.
+    """
+    choices = []
+    patterns = [fmt for fmt in formats if fmt not in ("iso8601", "epoch_s", "epoch_ms")]
+    for fmt in formats:
+        if fmt == "iso8601":
+            with_offset = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+            if timezone == "UTC":
+                choices.append(with_offset)
+            else:
+                choices.append(
+                    f"CASE WHEN regexp_matches({text}, '(?:[zZ]|[+-]\\d\\d(?::?\\d\\d)?)$') THEN {with_offset} "
+                    f"ELSE timezone({literal(timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+                )
+        elif fmt == "epoch_s":
+            choices.append(f"make_timestamp(CAST(round(TRY_CAST({text} AS DOUBLE) * 1000000) AS BIGINT))::TIMESTAMPTZ")
+        elif fmt == "epoch_ms":
+            choices.append(f"make_timestamp(CAST(round(TRY_CAST({text} AS DOUBLE) * 1000) AS BIGINT))::TIMESTAMPTZ")
+        elif fmt == patterns[0]:  # all patterns go to one try_strptime call, which tries them in order
+            pattern_list = "[" + ", ".join(literal(p) for p in patterns) + "]"
+            if any("%z" in p or "%Z" in p for p in patterns):
+                choices.append(f"CAST(try_strptime({text}, {pattern_list}) AS TIMESTAMPTZ)")
+            else:
+                choices.append(f"timezone({literal(timezone)}, try_strptime({text}, {pattern_list}))")
+    return choices[0] if len(choices) == 1 else f"coalesce({', '.join(choices)})"
+
+
+def decimal_text_sql(text: str, decimal: str, thousands: str) -> str:
+    """SQL normalising a number written with ``decimal`` / ``thousands`` separators to ``1234.5`` form."""
+    cleaned = f"trim({text})"
+    if thousands:
+        cleaned = f"replace({cleaned}, {literal(thousands)}, '')"
+    if decimal == ",":
+        cleaned = f"replace({cleaned}, ',', '.')"
+    return cleaned
+
+
+def amount_sql(text: str, decimal: str = ".", thousands: str = "") -> str:
+    """SQL parsing a money amount to DECIMAL(18,4); NULL when it does not parse."""
+    return f"TRY_CAST({decimal_text_sql(text, decimal, thousands)} AS DECIMAL(18,4))"
+
+
+def number_sql(text: str, decimal: str = ".", thousands: str = "") -> str:
+    """SQL parsing a quantity to DOUBLE; NULL when it does not parse."""
+    return f"TRY_CAST({decimal_text_sql(text, decimal, thousands)} AS DOUBLE)"
+
+
+def _value_map(text: str, mapping: dict[str, str] | None) -> str:
+    if not mapping:
+        return text
+    cases = " ".join(f"WHEN {literal(key)} THEN {literal(value)}" for key, value in mapping.items())
+    return f"(CASE {text} {cases} ELSE {text} END)"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A mapping bound to one input's columns: the parse query and what it reads."""
+
+    select: str
+    """SELECT over view ``__src`` giving the canonical columns, ``__row``, ``__problem`` and ``__raw``."""
+    used: tuple[str, ...]
+    """Source columns the mapping reads."""
+
+
+def resolve_column(spec: ColumnSpec, available: Sequence[str], canonical: str, input_name: str) -> str:
+    """The first of the spec's column names the input has; a clear UserError when it has none."""
+    for name in spec.column:
+        if name in available:
+            return name
+    shown = ", ".join(available[:40]) + (" ..." if len(available) > 40 else "")
+    raise UserError(
+        f"mapping names column {' or '.join(map(repr, spec.column))} for {canonical}, "
+        f"but {input_name} has no such column (it has: {shown})"
+    )
+
+
+def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
+    """Compile ``mapping`` for the input ``data`` (its text columns in view ``__src``)."""
+    source = mapping.source
+    available, input_name = data.columns, data.name
+    sources: dict[str, str] = {
+        name: resolve_column(spec, available, name, input_name) for name, spec in mapping.columns.items()
+    }
+    values: dict[str, str] = {}  # canonical column -> SQL of its parsed value
+    problems: list[tuple[str, str, str]] = []  # (condition, source column, reason SQL), first match wins
+    if data.unreadable:
+        problems.append((data.unreadable[0], "", literal(data.unreadable[1])))
+
+    def raw(name: str) -> str:
+        return f"NULLIF(trim({ident(sources[name])}), '')"
+
+    def shown(name: str) -> str:
+        return f"'''' || left({ident(sources[name])}, 80) || ''''"
+
+    for name in TIME_COLUMNS:
+        if name in sources:
+            spec = mapping.columns[name]
+            values[name] = timestamp_sql(raw(name), spec.format or [], spec.timezone or source.timezone)
+            problems.append(
+                (
+                    f"{raw(name)} IS NOT NULL AND __v_{name} IS NULL",
+                    sources[name],
+                    f"'{name}: cannot read ' || {shown(name)} || ' as {' or '.join(spec.format or [])}'",
+                )
+            )
+    for name in (*MONEY_COLUMNS, *NUMBER_COLUMNS, *INTEGER_COLUMNS):
+        if name in sources:
+            spec = mapping.columns[name]
+            decimal = spec.decimal or source.decimal
+            if name in MONEY_COLUMNS:
+                values[name] = amount_sql(raw(name), decimal, source.thousands)
+            elif name in NUMBER_COLUMNS:
+                values[name] = number_sql(raw(name), decimal, source.thousands)
+            else:
+                values[name] = f"TRY_CAST({raw(name)} AS BIGINT)"
+            problems.append(
+                (
+                    f"{raw(name)} IS NOT NULL AND __v_{name} IS NULL",
+                    sources[name],
+                    f"'{name}: ' || {shown(name)} || ' is not a number'",
+                )
+            )
+    for name in (*TEXT_COLUMNS, "system"):
+        if name in sources:
+            spec_map = mapping.columns[name].map
+            values[name] = f"NULLIF({_value_map(raw(name), spec_map)}, '')" if spec_map else raw(name)
+        elif name in mapping.constants:
+            values[name] = literal(mapping.constants[name])
+    if "system" not in values:
+        values["system"] = literal(source.system)
+
+    rules = mapping.event_types
+    event_type = "__v_event_type"
+    for field in ("stage", "outcome", "object_type"):
+        cases = " ".join(
+            f"WHEN {literal(key)} THEN {literal(getattr(rule, field))}"
+            for key, rule in rules.items()
+            if getattr(rule, field) is not None
+        )
+        from_rule = f"(CASE {event_type} {cases} END)" if cases else "NULL"
+        default = getattr(mapping.defaults, field)
+        if field == "object_type":  # an event type's own object type beats the column
+            values[field] = f"coalesce({from_rule}, {values.get(field, 'NULL')})"
+        else:
+            values[field] = f"coalesce({values.get(field, 'NULL')}, {from_rule}, {literal(default)})"
+
+    required = [("object_id", "object id"), ("event_type", "event type"), ("occurred_at", "occurred time")]
+    for position, (name, words) in enumerate(n for n in required if n[0] in sources):
+        problems.insert(position + bool(data.unreadable), (f"{raw(name)} IS NULL", sources[name], f"'{name}: {words} is empty'"))
+    problems.append(("__v_object_type IS NULL", sources.get("object_type", ""), "'object_type: object type is empty'"))
+    if rules and source.unmapped_event_types == "reject":
+        keys = ", ".join(literal(key) for key in rules)
+        problems.append(
+            (
+                f"{event_type} NOT IN ({keys})",
+                sources.get("event_type", ""),
+                f"'event_type: ' || {shown('event_type') if 'event_type' in sources else event_type} "
+                "|| ' is not in the mapping''s [event_types]'",
+            )
+        )
+    stages = ", ".join(literal(stage) for stage in schema.STAGES)
+    outcomes = ", ".join(literal(outcome) for outcome in schema.OUTCOMES)
+    problems.append(
+        (f"__v_stage NOT IN ({stages})", sources.get("stage", ""), "'stage: ' || __v_stage || ' is not a stage code'")
+    )
+    problems.append(
+        (
+            f"__v_outcome IS NULL OR __v_outcome NOT IN ({outcomes})",
+            sources.get("outcome", ""),
+            "'outcome: ' || coalesce(__v_outcome, 'none') || ' is not an outcome (map it in [event_types] or "
+            "columns.outcome.map)'",
+        )
+    )
+
+    used = tuple(dict.fromkeys(sources.values()))
+    if source.attributes == "rest":
+        kept = [c for c in available if c not in used and c not in source.ignore_columns]
+    elif source.attributes == "none":
+        kept = []
+    else:
+        kept = [c for c in source.attributes if c in available]
+    attributes = (
+        "json_object(" + ", ".join(f"{literal(c)}, {ident(c)}" for c in kept) + ")" if kept else "'{}'"
+    )
+
+    if "event_id" in sources:
+        own_id = f"{values['system']} || ':' || {raw('event_id')}"
+    else:
+        own_id = "NULL"
+    content = [
+        f"coalesce(CAST(__v_{name} AS VARCHAR), '')"
+        for name in ("object_type", "object_id", "event_type", "occurred_at", "stage", "outcome",
+                     *MONEY_COLUMNS, *NUMBER_COLUMNS, *INTEGER_COLUMNS,
+                     *[n for n in TEXT_COLUMNS if n not in ("object_type", "object_id", "event_type", "stage", "outcome")])
+        if name in values
+    ]
+    hashed = f"__v_system || ':' || md5(concat_ws(chr(31), {', '.join(content)}))"
+    values["event_id"] = f"coalesce({own_id}, {hashed})"
+
+    order = ["system", "occurred_at", "recorded_at", "event_type", "object_type", "stage", "outcome", *values]
+    select_values = ", ".join(f"{values[name]} AS __v_{name}" for name in dict.fromkeys(order) if name in values)
+    problem_cases = " ".join(
+        f"WHEN {condition} THEN {literal(column + PROBLEM_SEPARATOR)} || {reason}" for condition, column, reason in problems
+    )
+    outputs = ", ".join(
+        f"__v_{name} AS {name}" if name in values else f"NULL AS {name}"
+        for name in schema.column_names(schema.TransactionEvent)
+        if name not in ("attributes", "batch_id")
+    )
+    select = (
+        f"SELECT {ROW}, {outputs}, attributes, __problem, "
+        f"CASE WHEN __problem IS NOT NULL THEN left({data.raw_sql}, {RAW_TEXT_LIMIT}) END AS __raw FROM ("
+        f"SELECT *, {select_values}, {attributes} AS attributes, CASE {problem_cases} END AS __problem FROM __src)"
+    )
+    return Compiled(select=select, used=used)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input as a DuckDB relation of text columns named ``__src`` with a ``__row`` number."""
+
+    name: str
+    columns: list[str]
+    raw_sql: str
+    line_offset: int | None
+    """Line of record 1 minus 1 (1 for a CSV header); None where the input has no lines."""
+    csv_errors: bool = False
+    """True when the reader stored structural errors in ``__csv_errors`` (CSV / TSV)."""
+    unreadable: tuple[str, str] | None = None
+    """(SQL condition, reason) of a row the reader could not split into columns."""
+
+
+def open_csv(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None) -> Input:
+    """Read a CSV / TSV file (gzip by extension) as text columns into view ``__src``.
+
+    With ``limit`` (the probe) only the first rows are read and DuckDB's own errors are not stored.
+    """
+    store_rejects = limit is None
+    source = mapping.source
+    delimiter = source.delimiter or ("\t" if source.format == "tsv" else ",")
+    options = (
+        f"all_varchar = true, header = true, delim = {literal(delimiter)}, quote = {literal(source.quote)}, "
+        f"escape = {literal(source.quote)}"
+    )
+    if store_rejects:
+        options += f", store_rejects = true, rejects_table = '{CSV_ERRORS}', rejects_scan = '__csv_scans'"
+    else:
+        options += ", ignore_errors = true"
+    con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_csv({literal(str(path))}, {options})")
+    columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall()]
+    head = "__file" if limit is None else f"(SELECT * FROM __file LIMIT {limit})"
+    con.execute(f"CREATE OR REPLACE VIEW __src AS SELECT row_number() OVER () AS {ROW}, * FROM {head}")
+    raw = "concat_ws(" + ", ".join([literal(delimiter)] + [f"coalesce({ident(c)}, '')" for c in columns]) + ")"
+    return Input(str(path), columns, raw, 1, csv_errors=store_rejects)
+
+
+def open_jsonl(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = None) -> Input:
+    """Read a JSON lines file (gzip by extension) line by line into view ``__src``: one text column per key."""
+    con.execute(
+        f"CREATE OR REPLACE TABLE __lines AS SELECT row_number() OVER () AS {ROW}, line AS __line FROM read_csv("
+        f"{literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(30), quote = '', "
+        f"escape = '', auto_detect = false) {'' if limit is None else f'LIMIT {limit}'}"
+    )
+    keys = [
+        row[0]
+        for row in con.execute(
+            "SELECT key FROM (SELECT unnest(json_keys(__line)) AS key, __row FROM __lines "
+            "WHERE json_valid(__line) AND json_type(__line) = 'OBJECT') GROUP BY key ORDER BY min(__row), key"
+        ).fetchall()
+    ]
+    extracts = ", ".join(
+        f"json_extract_string(__json, {literal('$.' + chr(34) + key.replace(chr(34), chr(92) + chr(34)) + chr(34))}) "
+        f"AS {ident(key)}"
+        for key in keys
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW __src AS SELECT {ROW}, __line, __json{', ' + extracts if extracts else ''} FROM "
+        f"(SELECT *, CASE WHEN json_valid(__line) AND json_type(__line) = 'OBJECT' THEN CAST(__line AS JSON) END AS __json "
+        "FROM __lines)"
+    )
+    return Input(str(path), keys, "__line", 0, unreadable=("__json IS NULL", "not a JSON object"))
+
+
+def open_parquet(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = None) -> Input:
+    """Read a Parquet file as text columns into view ``__src``; a reject's line is its row number."""
+    con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_parquet({literal(str(path))}, file_row_number = true)")
+    columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall() if row[0] != "file_row_number"]
+    casts = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in columns)
+    con.execute(
+        f"CREATE OR REPLACE VIEW __src AS SELECT file_row_number + 1 AS {ROW}, {casts} FROM __file"
+        + ("" if limit is None else f" LIMIT {limit}")
+    )
+    return Input(str(path), columns, _json_raw(columns), 0)
+
+
+def open_arrow(con: duckdb.DuckDBPyConnection, table, name: str) -> Input:
+    """Use an Arrow table of text columns (with ``__row``) from an event-log reader as ``__src``."""
+    con.register("__arrow", table)
+    con.execute("CREATE OR REPLACE VIEW __src AS SELECT * FROM __arrow")
+    columns = [c for c in table.column_names if c != ROW]
+    return Input(name, columns, _json_raw(columns), None)
+
+
+def _json_raw(columns: Sequence[str]) -> str:
+    return "CAST(json_object(" + ", ".join(f"{literal(c)}, {ident(c)}" for c in columns) + ") AS VARCHAR)"
+
+
+def open_input(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None) -> Input:
+    """Open a tabular file per the mapping's format as view ``__src`` (``limit``: only its first rows)."""
+    fmt = mapping.source.format
+    if fmt in ("csv", "tsv"):
+        return open_csv(con, path, mapping, limit)
+    if fmt == "jsonl":
+        return open_jsonl(con, path, limit)
+    if fmt == "parquet":
+        return open_parquet(con, path, limit)
+    raise UserError(f"mapping format {fmt!r} is not a tabular format")
+
+
+def probe(con: duckdb.DuckDBPyConnection, mapping: Mapping, source: Input) -> None:
+    """Stop with one message when every row of ``__src`` (the input's first rows) would be rejected.
+
+    That happens when the mapping does not fit the file (a wrong column, timestamp format or
+    delimiter): one clear message instead of millions of identical rejects.
+    """
+    compiled = compile_mapping(mapping, source)
+    total, rejected, common = con.execute(
+        f"SELECT count(*), count(__problem), mode(__problem) FROM ({compiled.select})"
+    ).fetchone()
+    if total and total == rejected:
+        column, reason = common.split(PROBLEM_SEPARATOR, 1)
+        raise UserError(
+            f"mapping does not fit {source.name}: all of its first {total} rows would be rejected, "
+            f"e.g. column {column!r}: {reason}"
+        )
+
+
+def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
+    """Parse ``__src`` with the mapping; land good rows as transaction_events, the rest as rejects."""
+    con = writer.con
+    compiled = compile_mapping(mapping, source)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __parsed AS {compiled.select}")
+    canonical = [c for c in schema.column_names(schema.TransactionEvent) if c != "batch_id"]
+    writer.add(
+        schema.TransactionEvent.table,
+        con.sql(f"SELECT {', '.join(canonical)} FROM __parsed WHERE __problem IS NULL"),
+    )
+    if source.line_offset is None:
+        line = "NULL"
+    elif source.csv_errors:
+        # DuckDB counts records; rows it rejected itself take a line each, so later rows move down.
+        line = (
+            f"{ROW} + {source.line_offset} + (SELECT count(*) FROM (SELECT line - row_number() OVER (ORDER BY line) AS shifted "
+            f"FROM (SELECT DISTINCT line FROM {CSV_ERRORS})) WHERE shifted < {ROW} + {source.line_offset})"
+        )
+    else:
+        line = f"{ROW} + {source.line_offset}"
+    writer.add_rejects(
+        con.sql(
+            f"SELECT {literal(source.name)} AS input, {line} AS line, NULL::BIGINT AS byte_offset, "
+            f"NULLIF(split_part(__problem, chr(31), 1), '') AS field, "
+            f"substr(__problem, strpos(__problem, chr(31)) + 1) AS reason, __raw AS raw "
+            "FROM __parsed WHERE __problem IS NOT NULL"
+        )
+    )
+    if source.csv_errors:
+        writer.add_rejects(
+            con.sql(
+                # DuckDB stores one error per missing column of a line: one reject per line, its first error
+                f"SELECT {literal(source.name)} AS input, line, min(byte_position) AS byte_offset, "
+                "arg_min(column_name, column_idx) AS field, "
+                "arg_min(CAST(error_type AS VARCHAR) || ': ' || error_message, column_idx) AS reason, "
+                f"left(any_value(csv_line), {RAW_TEXT_LIMIT}) AS raw FROM {CSV_ERRORS} GROUP BY line"
+            )
+        )
+    con.execute("DROP TABLE __parsed")
+
+
+def collect(path: Path, writer: BatchWriter, mapping: Mapping) -> None:
+    """Land one tabular file: probe the first rows (a wrong mapping stops here), then the whole file."""
+    probe(writer.con, mapping, open_input(writer.con, path, mapping, limit=mapping.source.probe_rows))
+    land(writer, mapping, open_input(writer.con, path, mapping))
+
+
+def collect_arrow(table, name: str, writer: BatchWriter, mapping: Mapping) -> None:
+    """Land an event log flattened to an Arrow table of text columns, through the same mapping."""
+    source = open_arrow(writer.con, table, name)
+    probe(writer.con, mapping, source)
+    land(writer, mapping, source)
