@@ -147,9 +147,11 @@ def parse_kafka_capture(text: str, consumer_group: str | None) -> Parsed:
     preamble = text[: markers[0].start()] if markers else text
     if preamble.strip():
         parsed.problems.append(Problem("text before the first '# observed_at' line", preamble[:WHOLE_FILE_RAW], line=1))
+    line, counted_to = 1, 0
     for index, marker in enumerate(markers):
         end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
-        line = text.count("\n", 0, marker.start()) + 1
+        line += text.count("\n", counted_to, marker.start())
+        counted_to = marker.start()
         try:
             observed_at = parse_timestamp(marker.group(1))
         except ValueError as error:

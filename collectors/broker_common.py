@@ -9,6 +9,7 @@ the rows (negative counts, wrong types), applies the flow mapping and lands them
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,14 @@ class Candidate:
     ``attributes`` is the JSON object landed in the ``attributes`` column."""
 
     row: dict[str, Any]
-    raw: str
+    raw: str | dict[str, Any]
+    """The raw text, or the JSON object it was parsed from (serialised only if the row is rejected)."""
     line: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+
+
+    def raw_text(self) -> str:
+        return self.raw if isinstance(self.raw, str) else json.dumps(self.raw, sort_keys=True, default=str)
 
 
 @dataclass

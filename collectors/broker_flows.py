@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from r2p.errors import UserError
 from r2p.schema import Stage
@@ -66,6 +66,8 @@ class FlowConfig(BaseModel):
 
     dead_letter: DeadLetterRules = Field(default_factory=DeadLetterRules)
     flows: list[FlowRule] = Field(default_factory=list)
+    _flows_by_name: dict[str, dict[str, str | None] | None] = PrivateAttr(default_factory=dict)
+    """flow_of's answers: a capture repeats the same few names at every observation."""
 
     def is_dead_letter_name(self, name: str) -> bool:
         """True when the name matches a dead-letter naming pattern."""
@@ -73,6 +75,12 @@ class FlowConfig(BaseModel):
 
     def flow_of(self, name: str) -> dict[str, str | None] | None:
         """The flow columns for a queue or topic name, from the first matching rule; None if none."""
+        if name not in self._flows_by_name:
+            self._flows_by_name[name] = self._match(name)
+        found = self._flows_by_name[name]
+        return dict(found) if found is not None else None
+
+    def _match(self, name: str) -> dict[str, str | None] | None:
         for rule in self.flows:
             match = rule.regex.fullmatch(name)
             if match:

@@ -33,7 +33,7 @@ def validate(candidate: Candidate, config: FlowConfig, notes: Parsed) -> tuple[d
     attributes = dict(candidate.attributes)
 
     def problem(reason: str, field: str) -> tuple[None, Problem]:
-        return None, Problem(reason, candidate.raw, line=candidate.line, field=field)
+        return None, Problem(reason, candidate.raw_text(), line=candidate.line, field=field)
 
     if not isinstance(row["queue"], str) or not row["queue"]:
         return problem("queue name is missing", "queue")

@@ -60,18 +60,18 @@ def parse_queues(queues: Any, observed_at: dt.datetime, line: int | None = None)
             for target in {routing_key, exchange} - {None, "", queue["name"]}:
                 dead_letter_targets.setdefault((queue.get("vhost"), target), []).append(queue["name"])
     for queue in queues:
-        raw = json.dumps(queue, sort_keys=True)
         if not isinstance(queue, dict):
-            parsed.problems.append(Problem("queue entry is not a JSON object", raw, line=line))
+            parsed.problems.append(Problem("queue entry is not a JSON object", json.dumps(queue), line=line))
             continue
         if not isinstance(queue.get("name"), str) or not queue["name"]:
-            parsed.problems.append(Problem("queue without a name", raw, line=line, field="name"))
+            parsed.problems.append(Problem("queue without a name", json.dumps(queue, sort_keys=True), line=line,
+                                           field="name"))
             continue
-        parsed.candidates.append(_candidate(queue, raw, observed_at, line, dead_letter_targets, parsed))
+        parsed.candidates.append(_candidate(queue, observed_at, line, dead_letter_targets, parsed))
     return parsed
 
 
-def _candidate(queue: dict[str, Any], raw: str, observed_at: dt.datetime, line: int | None,
+def _candidate(queue: dict[str, Any], observed_at: dt.datetime, line: int | None,
                dead_letter_targets: dict[tuple[Any, str], list[str]], parsed: Parsed) -> Candidate:
     vhost = queue.get("vhost")
     row: dict[str, Any] = {
@@ -112,7 +112,7 @@ def _candidate(queue: dict[str, Any], raw: str, observed_at: dt.datetime, line: 
     sources = dead_letter_targets.get((vhost, queue["name"]))
     if sources:
         attributes["dead_letter_sources"] = sorted(sources)
-    return Candidate(row, raw, line, attributes)
+    return Candidate(row, queue, line, attributes)
 
 
 def _rate(stats: dict[str, Any], counter: str) -> float | None:
