@@ -11,7 +11,8 @@ Inputs (the shape is read from the content, the extension only breaking ties):
 * a plain CSV with the columns documented in ``collectors.broker_csv``.
 
 A single response carries no observation time: it is ``--observed-at`` when given, else the
-file's modification time, and the batch notes say which (``observed_at_from``).
+file's modification time; the batch notes hold it (``observed_at``) and say which
+(``observed_at_option`` or ``observed_at_file_mtime``). Capture files carry their own times.
 
 Rows are validated, mapped to flows and landed by ``collectors.broker_landing``.
 
@@ -40,7 +41,6 @@ WHOLE_FILE_RAW = 4096
 """Characters of a whole unreadable file kept as the reject's raw text."""
 
 _OBSERVED_MARKER = re.compile(r"^# observed_at (\S+)[ \t]*$", re.MULTILINE)
-
 
 
 def parse_file(path: Path, data: bytes, observed_at: dt.datetime | None, consumer_group: str | None) -> Parsed:

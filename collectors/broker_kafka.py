@@ -39,8 +39,8 @@ _ASSIGNMENT = re.compile(r"([^\s,()]+)\(([\d,]+)\)")
 def looks_like_consumer_groups(text: str) -> bool:
     """True when a line of the text is a ``--describe`` header or a "Consumer group '...'" line."""
     for line in text.splitlines()[:50]:
-        columns = _header_columns(line)
-        if columns and ("TOPIC" in dict(columns) or "CONSUMER-ID" in dict(columns) or "STATE" in dict(columns)):
+        labels = {label for label, _ in _header_columns(line) or []}
+        if labels & {"TOPIC", "CONSUMER-ID", "STATE"}:
             return True
         if _GROUP_LINE.match(line.strip()):
             return True

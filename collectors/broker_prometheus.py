@@ -6,6 +6,8 @@ Samples with ``vhost`` and ``queue`` labels become one row per queue; queue metr
 labels and the node-wide ``rabbitmq_global_messages_dead_lettered_<reason>_total`` counters (3.10+)
 become one row for the node, whose queue is ``*``. Dead-letter counters are kept in attributes:
 ``dead_lettered_total`` (the sum) and ``dead_lettered`` (by reason, queue type and strategy).
+The endpoint does not show queue arguments, so here a dead-letter queue is recognised by its name
+alone (the configured patterns); consumers are NULL unless ``rabbitmq_queue_consumers`` is scraped.
 """
 
 from __future__ import annotations
