@@ -111,8 +111,8 @@ class BacklogWriter:
                 "depth": n_pub - n_ack, "unacked": n_del - n_ack,
                 "head": np.where(n_del < n_pub, published[np.minimum(n_del, max(len(published) - 1, 0))], -1)
                 if len(published) else np.full(len(times), -1),
-                "publish": counters.publish + n_pub - before[0], "deliver": counters.deliver + n_del - before[1],
-                "ack": counters.ack + n_ack - before[2], "redeliver": counters.redeliver + n_red - before[3],
+                "publish": n_pub + (counters.publish - before[0]), "deliver": n_del + (counters.deliver - before[1]),
+                "ack": n_ack + (counters.ack - before[2]), "redeliver": n_red + (counters.redeliver - before[3]),
                 "publish_rate": n_pub - np.searchsorted(published, times - window, "right"),
                 "deliver_rate": n_del - np.searchsorted(delivered, times - window, "right"),
                 "ack_rate": n_ack - np.searchsorted(acked, times - window, "right"),
@@ -120,6 +120,10 @@ class BacklogWriter:
                                             np.where(n_ack > 0, acked[np.maximum(n_ack - 1, 0)], -1))
                 if len(published) else np.full(len(times), -1),
             })
+            column = columns[-1]
+            for key, value in column.items():
+                if isinstance(value, np.ndarray):
+                    column[key] = value.tolist()
             end = (np.searchsorted(published, day_end, "left"), np.searchsorted(delivered, day_end, "left"),
                    np.searchsorted(acked, day_end, "left"), np.searchsorted(redelivered, day_end, "left"))
             counters.publish += int(end[0] - before[0])
@@ -152,10 +156,10 @@ class BacklogWriter:
             consumed = np.sort(np.array([r.consumed for r in held if (r.topic, r.partition) == key], dtype=np.int64))
             p_before = np.searchsorted(produced, day_start, "left")
             c_before = np.searchsorted(consumed, day_start, "left")
-            series[key] = (self.kafka_base[key] + self.kafka_produced[key] + np.searchsorted(produced, times, "right")
-                           - p_before,
-                           self.kafka_base[key] + self.kafka_consumed[key] + np.searchsorted(consumed, times, "right")
-                           - c_before)
+            series[key] = ((np.searchsorted(produced, times, "right")
+                            + (self.kafka_base[key] + self.kafka_produced[key] - p_before)).tolist(),
+                           (np.searchsorted(consumed, times, "right")
+                            + (self.kafka_base[key] + self.kafka_consumed[key] - c_before)).tolist())
             self.kafka_produced[key] += int(np.searchsorted(produced, day_end, "left") - p_before)
             self.kafka_consumed[key] += int(np.searchsorted(consumed, day_end, "left") - c_before)
         path = self.kafka_dir / f"consumer-groups-{path_date}.txt"
@@ -165,7 +169,8 @@ class BacklogWriter:
                     down = group == "procurement-supplier-sync" and group_down(moment)
                     rows = []
                     for partition in range(KAFKA_PARTITIONS):
-                        end_offset, current = (int(a[i]) for a in series[(topic, partition)])
+                        produced, consumed = series[(topic, partition)]
+                        end_offset, current = produced[i], consumed[i]
                         member = ("-", "-", "-") if down else self.members[group][partition % len(self.members[group])]
                         rows.append((group, topic, str(partition), str(current), str(end_offset),
                                      str(end_offset - current), *member))
@@ -194,11 +199,11 @@ def describe(group: str, rows: list[tuple], no_members: bool) -> str:
 
 def queue_object(column: dict, i: int, moment: int) -> dict:
     """One queue as the management API returns it (the fields a monitor reads, in the API's shape)."""
-    depth = int(column["depth"][i])
-    unacked = int(column["unacked"][i])
-    publish_rate = round(int(column["publish_rate"][i]) / 60, 2)
-    deliver_rate = round(int(column["deliver_rate"][i]) / 60, 2)
-    ack_rate = round(int(column["ack_rate"][i]) / 60, 2)
+    depth = column["depth"][i]
+    unacked = column["unacked"][i]
+    publish_rate = round(column["publish_rate"][i] / 60, 2)
+    deliver_rate = round(column["deliver_rate"][i] / 60, 2)
+    ack_rate = round(column["ack_rate"][i] / 60, 2)
     dead_letter = column["dlx"] is None
     arguments = {"x-queue-type": "classic"}
     if not dead_letter:
@@ -211,7 +216,7 @@ def queue_object(column: dict, i: int, moment: int) -> dict:
         "consumer_utilisation": None if dead_letter else (1.0 if depth == 0 else round(min(1.0, 0.2 + 0.8 / (1 + depth / 50)), 4)),
         "durable": True,
         "exclusive": False,
-        "head_message_timestamp": int(column["head"][i]) // US_PER_S if column["head"][i] >= 0 else None,
+        "head_message_timestamp": column["head"][i] // US_PER_S if column["head"][i] >= 0 else None,
         "messages": depth,
         "messages_details": {"rate": 0.0},
         "messages_ready": depth - unacked,
@@ -224,15 +229,15 @@ def queue_object(column: dict, i: int, moment: int) -> dict:
         "type": "classic",
         "vhost": VHOST,
     }
-    if int(column["publish"][i]) > 0:
+    if column["publish"][i] > 0:
         queue["message_stats"] = {
-            "ack": int(column["ack"][i]), "ack_details": {"rate": ack_rate},
-            "deliver": int(column["deliver"][i]), "deliver_details": {"rate": deliver_rate},
-            "deliver_get": int(column["deliver"][i]), "deliver_get_details": {"rate": deliver_rate},
-            "publish": int(column["publish"][i]), "publish_details": {"rate": publish_rate},
-            "redeliver": int(column["redeliver"][i]), "redeliver_details": {"rate": 0.0},
+            "ack": column["ack"][i], "ack_details": {"rate": ack_rate},
+            "deliver": column["deliver"][i], "deliver_details": {"rate": deliver_rate},
+            "deliver_get": column["deliver"][i], "deliver_get_details": {"rate": deliver_rate},
+            "publish": column["publish"][i], "publish_details": {"rate": publish_rate},
+            "redeliver": column["redeliver"][i], "redeliver_details": {"rate": 0.0},
         }
-    last = int(column["last_activity"][i])
+    last = column["last_activity"][i]
     if depth == 0 and publish_rate == 0 and deliver_rate == 0 and last >= 0:
         queue["idle_since"] = from_us(last).strftime("%Y-%m-%d %H:%M:%S")
     return queue
