@@ -42,7 +42,9 @@ class Flow(BaseModel):
     key: Literal["object_id", "po_number", "receipt_id", "invoice_id", "requisition_id"] = "object_id"
     sla_minutes: float = Field(gt=0)
     slo_target: float = Field(default=0.99, gt=0, lt=1)
-    state_attribute: str | None = None
+    source_state: str | None = None
+    target_state: str | None = None
+    clock_tolerance_minutes: float = Field(default=10, ge=0)
     queues: list[str] = []
 
     @field_validator("stage")
@@ -108,7 +110,8 @@ def write_flow_table(con: duckdb.DuckDBPyConnection) -> None:
             source_system VARCHAR NOT NULL, source_events VARCHAR[] NOT NULL,
             target_system VARCHAR NOT NULL, target_events VARCHAR[] NOT NULL,
             key VARCHAR NOT NULL, sla_minutes DOUBLE NOT NULL, slo_target DOUBLE NOT NULL,
-            state_attribute VARCHAR, queues VARCHAR[] NOT NULL
+            source_state VARCHAR, target_state VARCHAR, clock_tolerance_minutes DOUBLE NOT NULL,
+            queues VARCHAR[] NOT NULL
         )
         """
     )
