@@ -30,7 +30,7 @@ import click
 
 from collectors import broker_csv, broker_kafka, broker_prometheus, broker_rabbitmq
 from collectors.broker_common import Parsed, Problem, parse_timestamp
-from collectors.broker_flows import CONFIG_OPTION, load_config
+from collectors.broker_flows import CONFIG_OPTION, FlowConfig, load_config
 from collectors.broker_landing import SOURCE, land
 from collectors.broker_poller import poll_group
 from collectors.files import expand, ingest_files
@@ -164,6 +164,12 @@ def parse_kafka_capture(text: str, consumer_group: str | None) -> Parsed:
     return parsed
 
 
+def collect_file(path: Path, writer: BatchWriter, config: FlowConfig,
+                 observed_at: dt.datetime | None = None, consumer_group: str | None = None) -> None:
+    """Land one backlog input file of any supported shape into ``writer``."""
+    land(parse_file(path, path.read_bytes(), observed_at, consumer_group), writer, config)
+
+
 def _parse_observed_at(context: click.Context, parameter: click.Parameter, value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -186,11 +192,10 @@ def backlog_ingest_command(context: Context, paths: tuple[str, ...], config_path
     Prometheus text, kafka-consumer-groups --describe output and captures, Burrow lag JSON, CSV."""
     config = load_config(config_path)
     files = expand(paths)
-
-    def collect(path: Path, writer: BatchWriter) -> None:
-        land(parse_file(path, path.read_bytes(), observed_at, consumer_group), writer, config)
-
-    report_ingest(context, ingest_files(SOURCE, files, context.landing(), collect))
+    summary = ingest_files(
+        SOURCE, files, context.landing(), lambda path, writer: collect_file(path, writer, config, observed_at, consumer_group)
+    )
+    report_ingest(context, summary)
 
 
 COMMANDS = [backlog_ingest_command, poll_group]
