@@ -1,0 +1,42 @@
+-- One row per business event that belongs to a case, with the case it belongs to.
+-- A case is a requisition where the events carry one; otherwise a PO line (or a PO, for header
+-- events), as in BPI Challenge 2019 where the case is the purchase-order item.
+-- Columns of stg_transaction_events keep their meaning (docs/schema.md); added here:
+-- case_id: requisition_id; else the requisition any other event of the same PO names; else
+--   `po_number/po_line`, or `po_number` for events without a line. Events with none of these
+--   (supplier master data, say) or without a stage belong to no case and are left out here.
+-- stage_order: position of the stage in the flow of DOMAIN.md section 1 (1 = requisition, 11 = payment).
+-- is_manual: the source flagged the event as a manual step (attribute `manual` = true).
+-- approval_level: the approval level the event names: attribute `approval_level`, else `level N` in its attributes.
+with staged as (
+    select * from stg_transaction_events where stage is not null
+),
+
+po_requisitions as (
+    -- The requisition of each PO, from the events that carry both ids (one requisition per PO).
+    select po_number, min(requisition_id) as po_requisition_id
+    from staged
+    where po_number is not null and requisition_id is not null
+    group by po_number
+)
+
+select
+    coalesce(
+        staged.requisition_id,
+        po_requisitions.po_requisition_id,
+        staged.po_number || coalesce('/' || staged.po_line, '')
+    ) as case_id,
+    staged.*,
+    list_position(
+        ['requisition', 'approval', 'budget_check', 'po_creation', 'po_transmission', 'supplier_ack',
+         'shipment', 'receipt', 'invoice', 'match', 'payment'],
+        staged.stage
+    ) as stage_order,
+    coalesce(lower(staged.attributes ->> 'manual') in ('true', '1', 'yes'), false) as is_manual,
+    coalesce(
+        try_cast(staged.attributes ->> 'approval_level' as integer),
+        try_cast(regexp_extract(cast(staged.attributes as varchar), 'level (\d+)', 1) as integer)
+    ) as approval_level
+from staged
+left join po_requisitions on staged.requisition_id is null and po_requisitions.po_number = staged.po_number
+where coalesce(staged.requisition_id, staged.po_number) is not null
