@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from metrics import overview
+from r2p.demo import land_demo_in_child_process
 from r2p.ui import frame
 
 page = frame("Overview")
@@ -14,10 +15,12 @@ if overview.is_empty(page.con):
         "(the dashboard picks new batches up by itself), or load the demo health system now."
     )
     if st.button("Load the demo health system", type="primary", key="load_demo"):
-        from r2p.demo import load_demo
-
-        with st.spinner("Simulating and ingesting the demo health system..."):
-            st.success(load_demo(page.warehouse))
+        with st.spinner("Simulating the demo health system and ingesting it (about a minute)..."):
+            result = land_demo_in_child_process(page.warehouse.data_dir)
+        if result.returncode:
+            st.error(f"Loading the demo failed: {result.stderr.strip().splitlines()[-1]}")
+            st.stop()
+        page.warehouse.refresh()
         st.rerun()
     st.stop()
 

@@ -148,6 +148,20 @@ def serve(context: Context, host: str, port: int) -> None:
     sys.exit(serve_dashboard(context.data_dir, host, port))
 
 
+@cli.command()
+@click.option("--no-serve", is_flag=True, help="Load the demo into the data directory and exit.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+def demo(context: Context, no_serve: bool, host: str, port: int) -> None:
+    """Simulate the demo health system, ingest it through the collectors, and start the dashboard."""
+    from r2p.demo import land_demo
+
+    report_ingest(context, land_demo(context.data_dir))
+    if not no_serve:
+        sys.exit(serve_dashboard(context.data_dir, host, port))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="r2p", standalone_mode=False)
