@@ -459,3 +459,40 @@ def test_stalled_approvals_wait_past_their_sla(run):
             waited_until = min(decided) if decided else window(item)[1]
             assert waited_until - requested > dt.timedelta(hours=item["expected"]["sla_hours"][priority])
             assert events[0]["user"] == item["waiting_on"] or any(r["user"] == item["waiting_on"] for r in events)
+
+
+# The project's own collectors read the output with no rejects but the deliberate ones.
+
+
+def test_x12_collector_rejects_only_the_broken_interchange(run):
+    from collectors import x12
+
+    out, manifest = run
+    (broken_file, _), = broken_lines(manifest, "edi/")
+    sets = 0
+    for path in sorted((out / "edi").glob("x12-*.edi")):
+        parsed = x12.parse(path.read_text())
+        sets += len(parsed.sets)
+        expected = 1 if f"edi/{path.name}" == broken_file else 0
+        assert len(parsed.problems) == expected, (path.name, [p.reason for p in parsed.problems])
+    totals = manifest["totals"]
+    assert sets == totals["interchanges"] - 1
+
+
+def test_backlog_collector_rejects_only_the_negative_depth(run):
+    from collectors import backlog
+    from collectors.broker_flows import load_config
+    from collectors.broker_landing import validate
+
+    out, manifest = run
+    config = load_config()
+    rejected = set()
+    for path in sorted((out / "backlog").rglob("*.*")):
+        parsed = backlog.parse_file(path, path.read_bytes(), None, None)
+        assert parsed.problems == [] and parsed.candidates
+        for candidate in parsed.candidates:
+            _, problem = validate(candidate, config, parsed)
+            if problem is not None:
+                rejected.add((str(path.relative_to(out)), problem.line, problem.reason))
+    (file, line), = broken_lines(manifest, "backlog/")
+    assert rejected == {(file, line, "negative depth: -3")}
