@@ -180,3 +180,33 @@ def over_time(
         """,
         params,
     ).df()
+
+
+def failed_operations(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    input: str = "spans",
+    facility_id: str | None = None,
+    stage: str | None = None,
+    limit: int = 100,
+) -> pd.DataFrame:
+    """The latest failures of the slice (one heatmap cell when facility_id / stage are given), from the
+    exception occurrences (fct_exception_occurrences): when, where, what failed, the business ids and the trace."""
+    _check_input(input)
+    where, params = filters.where()
+    sources = ["span"] if input == "spans" else ["transaction", "match", "edi_rejection"]
+    clauses = [where, "source IN (SELECT unnest($sources))"]
+    params["sources"] = sources
+    for name, column, value in (("cell_facility", "facility_id", facility_id), ("cell_stage", "stage", stage)):
+        if value is not None:
+            clauses.append(f"coalesce({column}, '(none)') = ${name}")
+            params[name] = value
+    return con.execute(
+        f"""
+        SELECT occurred_at, system, endpoint, error_type, message, facility_id, supplier_id, stage,
+            requisition_id, po_number, invoice_id, object_type, object_id, trace_id, span_id
+        FROM fct_exception_occurrences WHERE {' AND '.join(clauses)}
+        ORDER BY occurred_at DESC, occurrence_id LIMIT {int(limit)}
+        """,
+        params,
+    ).df()
