@@ -58,7 +58,9 @@ class _Strict(BaseModel):
 class ColumnSpec(_Strict):
     """Where one canonical column comes from, and how its text is read."""
 
-    column: list[str] = Field(description="Source column; with several names, the first one the file has.")
+    column: list[str] = Field(
+        description="Source column; with several names, each row takes the first non-empty one the file has."
+    )
     format: list[str] | None = Field(
         None,
         description="Timestamps: iso8601, epoch_s, epoch_ms, or strptime patterns (the first that parses wins).",
@@ -107,6 +109,10 @@ class Ocel(_Strict):
     object_types: list[str] = Field(
         description="OCEL object types in flow order (requisition first). An event's object is its related object of "
         "the latest type; its correlation ids are reached by following object-to-object links to earlier types."
+    )
+    event_objects: dict[str, str] = Field(
+        default_factory=dict,
+        description="Event type -> OCEL object type of its object, where the latest related type is not it.",
     )
 
 

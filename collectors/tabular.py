@@ -62,18 +62,22 @@ def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
     patterns = [fmt for fmt in formats if fmt not in ("iso8601", "epoch_s", "epoch_ms")]
     for fmt in formats:
         if fmt == "iso8601":
-            with_offset = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+            # DuckDB also casts the words 'epoch' and 'infinity': a timestamp starts with a digit
+            with_offset = f"CASE WHEN left({text}, 1) BETWEEN '0' AND '9' THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
             if timezone == "UTC":
                 choices.append(with_offset)
             else:
                 choices.append(
                     f"CASE WHEN regexp_matches({text}, '(?:[zZ]|[+-]\\d\\d(?::?\\d\\d)?)$') THEN {with_offset} "
-                    f"ELSE timezone({literal(timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+                    f"WHEN left({text}, 1) BETWEEN '0' AND '9' THEN timezone({literal(timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
                 )
-        elif fmt == "epoch_s":
-            choices.append(f"make_timestamp(CAST(round(TRY_CAST({text} AS DOUBLE) * 1000000) AS BIGINT))::TIMESTAMPTZ")
-        elif fmt == "epoch_ms":
-            choices.append(f"make_timestamp(CAST(round(TRY_CAST({text} AS DOUBLE) * 1000) AS BIGINT))::TIMESTAMPTZ")
+        elif fmt in ("epoch_s", "epoch_ms"):
+            number, per_second = f"TRY_CAST({text} AS DOUBLE)", 1 if fmt == "epoch_s" else 1000
+            # only years 1 to ~5000; NaN and infinity fail the test and give NULL, not an error
+            choices.append(
+                f"CASE WHEN abs({number}) < {10**11 * per_second} "
+                f"THEN make_timestamp(CAST(round({number} * {1_000_000 // per_second}) AS BIGINT))::TIMESTAMPTZ END"
+            )
         elif fmt == patterns[0]:  # all patterns go to one try_strptime call, which tries them in order
             pattern_list = "[" + ", ".join(literal(p) for p in patterns) + "]"
             if any("%z" in p or "%Z" in p for p in patterns):
@@ -120,11 +124,11 @@ class Compiled:
     """Source columns the mapping reads."""
 
 
-def resolve_column(spec: ColumnSpec, available: Sequence[str], canonical: str, input_name: str) -> str:
-    """The first of the spec's column names the input has; a clear UserError when it has none."""
-    for name in spec.column:
-        if name in available:
-            return name
+def resolve_columns(spec: ColumnSpec, available: Sequence[str], canonical: str, input_name: str) -> list[str]:
+    """The spec's column names that the input has (a row takes the first non-empty); UserError when none."""
+    present = [name for name in spec.column if name in available]
+    if present:
+        return present
     shown = ", ".join(available[:40]) + (" ..." if len(available) > 40 else "")
     raise UserError(
         f"mapping names column {' or '.join(map(repr, spec.column))} for {canonical}, "
@@ -136,9 +140,10 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
     """Compile ``mapping`` for the input ``data`` (its text columns in view ``__src``)."""
     source = mapping.source
     available, input_name = data.columns, data.name
-    sources: dict[str, str] = {
-        name: resolve_column(spec, available, name, input_name) for name, spec in mapping.columns.items()
+    columns_of: dict[str, list[str]] = {
+        name: resolve_columns(spec, available, name, input_name) for name, spec in mapping.columns.items()
     }
+    sources = {name: present[0] for name, present in columns_of.items()}  # the column a reject names
     values: dict[str, str] = {}  # canonical column -> SQL of its parsed value
     problems: list[tuple[str, str, str]] = []  # (condition, source column, reason SQL), first match wins
     if data.unreadable:
@@ -230,7 +235,7 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         )
     )
 
-    used = tuple(dict.fromkeys(sources.values()))
+    used = tuple(dict.fromkeys(column for present in columns_of.values() for column in present))
     if source.attributes == "rest":
         kept = [c for c in available if c not in used and c not in source.ignore_columns]
     elif source.attributes == "none":

@@ -1,0 +1,91 @@
+"""Property tests of the timestamp and amount parsers that mapping files compile to (DuckDB SQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+
+import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collectors.tabular import amount_sql, literal, timestamp_sql
+
+CON = duckdb.connect()
+CON.execute("SET TimeZone = 'UTC'")
+ZONES = ["UTC", "America/Chicago", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
+UTC = dt.timezone.utc
+moments = st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2090, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+def parse_time(text: str, formats: list[str], zone: str = "UTC"):
+    return CON.execute(f"SELECT {timestamp_sql(literal(text), formats, zone)}").fetchone()[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(moments, st.sampled_from(ZONES), st.sampled_from(["T", " "]), st.sampled_from(["%z", "Z", ":z"]))
+def test_iso8601_with_an_offset_is_the_same_instant(moment, zone, separator, style) -> None:
+    local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+    text = local.isoformat(sep=separator)
+    if style == "Z" and zone == "UTC":
+        text = moment.strftime(f"%Y-%m-%d{separator}%H:%M:%S.%fZ")
+    elif style == "%z":
+        text = local.strftime(f"%Y-%m-%d{separator}%H:%M:%S.%f%z")
+    assert parse_time(text, ["iso8601"], "America/Chicago") == moment
+
+
+@settings(max_examples=150, deadline=None)
+@given(moments, st.sampled_from(ZONES))
+def test_local_time_without_offset_is_read_in_the_configured_zone(moment, zone) -> None:
+    local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+    if local.fold or zoneinfo.ZoneInfo(zone).utcoffset(local.replace(tzinfo=None, fold=1)) != local.utcoffset():
+        return  # an ambiguous wall time (DST fall-back hour) has two answers
+    naive = local.replace(tzinfo=None)
+    assert parse_time(naive.isoformat(sep=" "), ["iso8601"], zone) == moment
+    assert parse_time(naive.strftime("%d.%m.%Y %H:%M:%S.%f"), ["%d.%m.%Y %H:%M:%S.%f"], zone) == moment
+
+
+@settings(max_examples=150, deadline=None)
+@given(moments)
+def test_epoch_seconds_and_milliseconds(moment) -> None:
+    millis = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    epoch_ms = round(millis.timestamp() * 1000)
+    assert parse_time(str(epoch_ms), ["epoch_ms"]) == millis
+    assert parse_time(str(epoch_ms // 1000), ["epoch_s"]) == millis.replace(microsecond=0)
+    assert parse_time(f"{epoch_ms / 1000:.3f}", ["epoch_s"]) == millis
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=12))
+def test_garbage_never_parses_as_a_time_and_never_raises(text) -> None:
+    if any(c.isdigit() for c in text):
+        return
+    assert parse_time(text, ["iso8601", "epoch_ms", "%Y-%m-%d"]) is None
+
+
+amounts = st.decimals(min_value=Decimal("-99999999999999"), max_value=Decimal("99999999999999"), places=4)
+
+
+def group(digits: str, separator: str) -> str:
+    head, rest = digits[: len(digits) % 3 or 3], digits[len(digits) % 3 or 3 :]
+    return separator.join([head, *[rest[i : i + 3] for i in range(0, len(rest), 3)]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts, st.sampled_from([(".", ""), (",", ""), (".", ","), (",", "."), (",", " "), (".", "'")]))
+def test_amounts_with_either_decimal_separator_and_thousands(amount, separators) -> None:
+    decimal, thousands = separators
+    sign = "-" if amount < 0 else ""
+    whole, fraction = f"{abs(amount):.4f}".split(".")
+    text = sign + (group(whole, thousands) if thousands else whole) + decimal + fraction
+    parsed = CON.execute(f"SELECT {amount_sql(literal(text), decimal, thousands)}").fetchone()[0]
+    assert parsed == amount
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="abcxyz$%", min_size=1, max_size=8))
+def test_non_numbers_are_null(text) -> None:
+    assert CON.execute(f"SELECT {amount_sql(literal(text))}").fetchone()[0] is None
