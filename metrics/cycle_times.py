@@ -256,3 +256,25 @@ def transitions(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFram
         """,
         params,
     ).df()
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people: `45 s`, `12 min`, `3.5 h`, `2.1 d`; an em dash for none."""
+    if seconds is None or seconds != seconds:
+        return "—"
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    if seconds < 60:
+        return f"{sign}{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{sign}{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{sign}{seconds / 3600:.1f} h"
+    return f"{sign}{seconds / 86400:.1f} d"
+
+
+def distinct_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    """The values of a case dimension (department, priority, category) present in the timeline, sorted."""
+    if column not in ("department", "priority", "category"):
+        raise ValueError(f"no case filter on {column}")
+    rows = con.execute(f"SELECT DISTINCT {column} FROM {TIMELINE} WHERE {column} IS NOT NULL ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
