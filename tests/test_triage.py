@@ -53,16 +53,21 @@ def receipt_failure(n: int, at: dt.datetime) -> schema.TransactionEvent:
     )
 
 
-@pytest.fixture
-def warehouse(data_dir: Path):
-    spans = [deadlock_span(n, T0 + dt.timedelta(hours=n)) for n in range(2)]
-    events = [receipt_failure(n, T0 + dt.timedelta(minutes=10 * n)) for n in range(6)]
-    events.append(schema.TransactionEvent(
+def stat_requisition() -> schema.TransactionEvent:
+    """The stat requisition for a hip implant behind the DEADLOCK group's occurrences."""
+    return schema.TransactionEvent(
         event_id="req-1", system="procurement", occurred_at=T0 - dt.timedelta(hours=1), object_type="requisition",
         object_id="REQ-000001", event_type="REQUISITION_SUBMITTED", stage="requisition", outcome="succeeded",
         priority="stat", amount=Decimal("4200.00"), requisition_id="REQ-000001", facility_id="EAST-LEGACY",
         attributes=json.dumps({"item_description": "hip implant, cemented"}),
-    ))
+    )
+
+
+@pytest.fixture
+def warehouse(data_dir: Path):
+    spans = [deadlock_span(n, T0 + dt.timedelta(hours=n)) for n in range(2)]
+    events = [receipt_failure(n, T0 + dt.timedelta(minutes=10 * n)) for n in range(6)]
+    events.append(stat_requisition())
     land_records(data_dir, {"spans": spans, "transaction_events": events})
     opened = Warehouse(data_dir)
     opened.refresh()
