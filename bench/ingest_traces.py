@@ -99,6 +99,7 @@ span = ("STRUCT(traceId VARCHAR, spanId VARCHAR, parentSpanId VARCHAR, name VARC
         "status STRUCT(code INTEGER, message VARCHAR))")
 columns = {"resourceSpans": f"STRUCT(resource STRUCT(attributes {attrs}), scopeSpans STRUCT(scope STRUCT(name VARCHAR, version VARCHAR), spans {span}[])[])[]"}
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 started = time.perf_counter()
 rows = con.execute(f'''COPY (SELECT unnest(ss.spans, recursive := true) FROM (
     SELECT unnest(rs.scopeSpans) AS ss FROM (SELECT unnest(resourceSpans) AS rs FROM read_json('{path}', columns={columns!r}, format='newline_delimited', maximum_object_size=268435456))))
@@ -126,7 +127,7 @@ def run(spans: str | int = 1_000_000, keep_dir: str | None = None) -> dict:
         [sys.executable, "-c", FLOOR_SQL, str(source), str(work / "floor.parquet")],
         check=True, capture_output=True, text=True,
     )
-    floor_rows, floor_seconds = floor.stdout.split()
+    floor_rows, floor_seconds = floor.stdout.split("\n")[-2].split()
     floor_rate = int(floor_rows) / float(floor_seconds)
     print(f"floor: {int(floor_rows):,} spans in {float(floor_seconds):.2f} s", file=sys.stderr)
 
