@@ -87,8 +87,9 @@ def totals(con: duckdb.DuckDBPyConnection, filters: Filters, input: str) -> dict
             before.failures::DOUBLE / nullif(before.attempts, 0) AS previous_rate
         FROM now, before
     """
-    row = con.execute(sql, {**params, **{f"p_{k}": v for k, v in previous_params.items()}}).df().iloc[0]
-    return {key: (None if pd.isna(value) else value.item() if hasattr(value, "item") else value) for key, value in row.items()}
+    cursor = con.execute(sql, {**params, **{f"p_{k}": v for k, v in previous_params.items()}})
+    names = [column[0] for column in cursor.description]
+    return dict(zip(names, cursor.fetchone()))
 
 
 def heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, input: str = "spans") -> pd.DataFrame:

@@ -56,8 +56,8 @@ def match_exception(invoice: str, at: dt.datetime, reason: str, *, receipt: str 
                  facility_id="NORTH-GENERAL", amount=Decimal("500"), attributes={"exception_reason": reason})
 
 
-@pytest.fixture
-def warehouse(data_dir: Path) -> Warehouse:
+def drift_records() -> dict[str, list[schema.Record]]:
+    """The hand-made system of these tests (also landed by the page tests)."""
     events = [
         # receipt-sync (SLA 15 min): GR-1 in 5 min; GR-2 (two lines) 2 h late; GR-3 never; GR-4 at a facility whose
         # warehouse clock runs 3 min fast (ERP records it 3 min "before" it was posted: within the tolerance).
@@ -92,7 +92,12 @@ def warehouse(data_dir: Path) -> Warehouse:
             (4, "erp.integration.dlq", 0, None), (5, "erp.integration.dlq", 3, None),
         ]
     ]
-    land_records(data_dir, {"transaction_events": events, "spans": [dead_letter], "backlog_snapshots": snapshots})
+    return {"transaction_events": events, "spans": [dead_letter], "backlog_snapshots": snapshots}
+
+
+@pytest.fixture
+def warehouse(data_dir: Path) -> Warehouse:
+    land_records(data_dir, drift_records())
     warehouse = Warehouse(data_dir)
     warehouse.refresh()
     yield warehouse
