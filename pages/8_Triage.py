@@ -63,6 +63,12 @@ def version(row: dict) -> decisions.Seen:
     return decisions.Seen(row["fingerprint"], row["status"], last if isinstance(last, str) else None)
 
 
+def history_line(group: dict) -> str:
+    """The group's latest decision in words."""
+    latest = queries.history(page.con, group["fingerprint"]).iloc[0]
+    return f"{latest['action']} by {latest['changed_by']} at {latest['changed_at']:%Y-%m-%d %H:%M} UTC"
+
+
 def decision_form(key: str, rows: list[dict]) -> None:
     """The decision form for ``rows`` (the groups as this page showed them)."""
     with st.form(key):
@@ -152,6 +158,8 @@ if group is not None:
     st.subheader(f"{group['system']} · {group['stage'] or 'no stage'} · {group['error_type']}")
     st.markdown(f"`{group['masked_message'] or '(no message)'}`  \nStatus **{group['status']}**"
                 + (f" (assigned to {group['assignee']})" if group["assignee"] else ""))
+    if group["decisions"]:
+        st.caption(f"Last decision: {history_line(group)}; {group['decisions']} decision(s) in the History tab.")
     if group["reopened_reason"]:
         st.error(f"Reopened ({group['reopened_reason']}) at {group['reopened_at']:%Y-%m-%d %H:%M} UTC: "
                  f"it was {group['recorded_status']} since {group['status_changed_at']:%Y-%m-%d %H:%M} UTC.")
