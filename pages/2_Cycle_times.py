@@ -92,6 +92,9 @@ else:
         picked = st.dataframe(slowest[["case_id", "time_in_stage", "facility_id", "supplier_id", "priority", "value",
                                        "entered_at", "status"]],
                               hide_index=True, on_select="rerun", selection_mode="single-row", key="ct_slowest")
+        links = st.columns(5)
+        for link, case_id in zip(links, slowest["case_id"].head(5)):
+            link.page_link("pages/4_Requisition.py", label=f"Open {case_id}", query_params={"requisition": case_id})
         if picked["selection"]["rows"]:
             st.switch_page("pages/4_Requisition.py",
                            query_params={"requisition": slowest["case_id"].iloc[picked["selection"]["rows"][0]]})
