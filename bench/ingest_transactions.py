@@ -1,0 +1,114 @@
+"""Benchmark: ingest a CSV export of N business events (default 10 million) through a mapping file.
+
+``python -m bench ingest_transactions [--events N]`` writes a procurement-style CSV (ISO 8601
+times with offsets, decimal amounts, the source's own event ids), then times
+``transactions.ingest`` into a fresh landing zone, and as the floor DuckDB's own ``read_csv`` of
+the same file into a table in the same run. Targets on a 2-core machine: at least 1 million
+events per second and no slower than 1.5x the floor.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+MAPPING = """
+[source]
+system = "procurement"
+format = "csv"
+
+[columns]
+event_id = "EventId"
+object_id = "RequisitionId"
+requisition_id = "RequisitionId"
+event_type = "Status"
+occurred_at = { column = "EventTime", format = "iso8601" }
+recorded_at = { column = "RecordedTime", format = "iso8601" }
+facility_id = "Facility"
+supplier_id = "Supplier"
+amount = "Amount"
+currency = "Currency"
+po_number = "PoNumber"
+actor = "UserName"
+
+[constants]
+object_type = "requisition"
+
+[event_types."Requisition Created"]
+stage = "requisition"
+[event_types."Approved"]
+stage = "approval"
+[event_types."PO Created"]
+stage = "po_creation"
+[event_types."PO Sent"]
+stage = "po_transmission"
+[event_types."Receipt Posted"]
+stage = "receipt"
+[event_types."Invoice Received"]
+stage = "invoice"
+[event_types."Paid"]
+stage = "payment"
+"""
+
+
+def generate(path: Path, events: int) -> None:
+    """Write ``events`` rows of a procurement export: one requisition per 7 events, 3 events a second."""
+    duckdb.execute(
+        f"""COPY (
+        SELECT 'EV' || i AS EventId, 'REQ-' || (i // 7) AS RequisitionId,
+            ['Requisition Created', 'Approved', 'PO Created', 'PO Sent', 'Receipt Posted', 'Invoice Received', 'Paid'][i % 7 + 1]
+                AS Status,
+            strftime(TIMESTAMP '2024-01-01' + to_seconds(i // 3), '%Y-%m-%dT%H:%M:%S') || '-05:00' AS EventTime,
+            strftime(TIMESTAMP '2024-01-01' + to_seconds(i // 3 + 40), '%Y-%m-%dT%H:%M:%S') || '-05:00' AS RecordedTime,
+            ['NORTH-GENERAL', 'SOUTH-COMMUNITY', 'EAST-LEGACY'][i % 3 + 1] AS Facility, 'SUP-' || (i % 500) AS Supplier,
+            CAST((i % 100000) / 100 AS DECIMAL(12, 2)) AS Amount, 'USD' AS Currency, 'PO-' || (i // 7) AS PoNumber,
+            'user_' || (i % 50) AS UserName
+        FROM range({events}) AS t(i)) TO '{path}' (HEADER)"""
+    )
+
+
+def run(events: str | int = 10_000_000) -> dict:
+    """Generate, ingest, measure the floor; return the figures (events_per_s and floor_events_per_s last)."""
+    from collectors import transactions
+    from collectors.mapping import Mapping
+    from r2p.landing import LandingZone
+    import tomllib
+
+    events = int(events)
+    work = Path(tempfile.mkdtemp(prefix="r2p-bench-tx-"))
+    try:
+        export = work / "procurement.csv"
+        started = time.perf_counter()
+        generate(export, events)
+        generate_s = time.perf_counter() - started
+        print(f"generated {events:,} events, {export.stat().st_size / 1e6:,.0f} MB, in {generate_s:.1f} s", flush=True)
+
+        mapping = Mapping.model_validate(tomllib.loads(MAPPING))
+        started = time.perf_counter()
+        summary = transactions.ingest([export], LandingZone(work / "data"), mapping)
+        ingest_s = time.perf_counter() - started
+        landed = summary.accepted["transaction_events"]
+        if landed != events or summary.rejected:
+            raise RuntimeError(f"expected {events} events and no rejects, got {summary.line()}")
+        print(f"ingest: {ingest_s:.2f} s ({summary.line()})", flush=True)
+
+        con = duckdb.connect()
+        started = time.perf_counter()
+        con.execute(f"CREATE TABLE floor AS SELECT * FROM read_csv('{export}')")
+        floor_s = time.perf_counter() - started
+        con.close()
+        print(f"floor (DuckDB read_csv into a table): {floor_s:.2f} s", flush=True)
+        return {
+            "events": events,
+            "ingest_s": round(ingest_s, 2),
+            "floor_s": round(floor_s, 2),
+            "ratio_to_floor": round(ingest_s / floor_s, 2),
+            "events_per_s": round(events / ingest_s),
+            "floor_events_per_s": round(events / floor_s),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
