@@ -74,13 +74,15 @@ for row in failing.itertuples():
 
 labels = [f"{'  ' * depth}{'✖ ' if error else ''}{service} · {name}"
           for depth, error, service, name in zip(spans["depth"], spans["is_error"], spans["service_name"], spans["name"])]
+rows = list(range(len(spans)))  # one row per span, even when two spans read alike
 figure = go.Figure(go.Bar(
-    y=labels, x=spans["duration_ms"].clip(lower=0.5), base=spans["offset_ms"], orientation="h",
+    y=rows, x=spans["duration_ms"].clip(lower=0.5), base=spans["offset_ms"], orientation="h",
     marker={"color": ["#d62728" if error else "#1f77b4" for error in spans["is_error"]]},
-    customdata=spans["span_id"], hovertemplate="%{y}<br>start +%{base:.1f} ms, %{x:.1f} ms<extra></extra>",
+    customdata=spans["span_id"], text=labels, textposition="none", hovertemplate="%{text}<br>start +%{base:.1f} ms, %{x:.1f} ms<extra></extra>",
 ))
-figure.update_yaxes(autorange="reversed", tickfont={"family": "monospace"})
-figure.update_layout(height=120 + 28 * len(spans), xaxis_title="ms since the trace started", margin={"l": 10})
+figure.update_yaxes(autorange="reversed", tickfont={"family": "monospace"}, tickmode="array", tickvals=rows,
+                    ticktext=labels)
+figure.update_layout(height=160 + 28 * len(spans), xaxis_title="ms since the trace started", margin={"l": 10})
 st.plotly_chart(figure, key="trace_waterfall")
 
 st.dataframe(
