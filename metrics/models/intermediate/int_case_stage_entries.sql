@@ -1,5 +1,5 @@
 -- One row per case and stage it entered: when it first entered, and when it first reached a later stage.
--- case_id, stage, stage_order: as in int_case_stage_visits.
+-- case_id, stage, stage_order: as in fct_case_stage_visits.
 -- entered_at: the first point of the case in the stage (first event; first span where no event exists).
 -- next_entered_at: the earliest entry into any later stage of the flow (NULL: none yet). The stage's
 --   cycle time (DOMAIN.md section 3) is next_entered_at - entered_at; it is negative when a clock
@@ -15,7 +15,7 @@ with stages as (
         count(*) as visits,
         sum(events) as events,
         bool_and(from_spans) as from_spans
-    from int_case_stage_visits
+    from fct_case_stage_visits
     group by case_id, stage
 )
 

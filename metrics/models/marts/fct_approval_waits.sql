@@ -8,7 +8,7 @@
 -- waiting_on_kind: approver when the event is pending with an actor (an approval request), else system.
 -- waiting_on: the approver role (the pending event's actor), else the system that recorded the event.
 -- started_at: the event's occurred_at. ended_at: the next event's occurred_at (NULL: still waiting at the data's end).
--- stage_entered_at: when the case entered this visit to the stage (int_case_stage_visits).
+-- stage_entered_at: when the case entered this visit to the stage (fct_case_stage_visits).
 -- sla_s: the SLA of the case's priority (int_approval_slas; routine without a priority). breach_at: started_at + SLA.
 -- facility_id, supplier_id, department, priority, value, currency, day: the case's (fct_requisition_timeline).
 with ordered as (
@@ -47,6 +47,6 @@ select
 from waits
 join fct_requisition_timeline as timeline using (case_id)
 join int_approval_slas as slas on slas.priority = coalesce(timeline.priority, 'routine')
-asof join int_case_stage_visits as visits
+asof join fct_case_stage_visits as visits
     on visits.case_id = waits.case_id and visits.stage = waits.stage and visits.entered_at <= waits.occurred_at
 where waits.next_at is null or epoch(waits.next_at - waits.occurred_at) > slas.sla_s

@@ -1,7 +1,7 @@
 -- One row per case (a requisition; a PO line where the source has no requisition, as in BPI Challenge 2019):
 -- its whole timeline, its stage entries and cycle times, and the flags the executive KPIs count.
 -- Built from transaction events and, where a stage has no event, from spans with the same correlation
--- ids (int_case_stage_visits). Rework and rejected cases are kept. Times are occurred_at (never
+-- ids (fct_case_stage_visits). Rework and rejected cases are kept. Times are occurred_at (never
 -- recorded_at), so out-of-order delivery changes nothing; clock skew shows as measured.
 -- case_id: requisition id, else `po_number/po_line` (int_case_events). requisition_id: the case's requisition, if any.
 -- po_numbers: the POs of the case, sorted.
@@ -40,7 +40,7 @@ with visits as (
         count(*) filter (where stage = 'approval') as approval_entries,
         string_agg(stage, ' > ' order by visit_index) as variant,
         arg_max(stage, visit_index) as current_stage
-    from int_case_stage_visits
+    from fct_case_stage_visits
     group by case_id
 ),
 

@@ -1,5 +1,5 @@
 -- One row per case and stage transition: a visit to a stage followed by a visit to another stage
--- (int_case_stage_visits), in time order. Rework shows as a transition back (approval > requisition)
+-- (fct_case_stage_visits), in time order. Rework shows as a transition back (approval > requisition)
 -- and a second visit. The last visit of a case has no transition and no row.
 -- case_id: the case (fct_requisition_timeline). transition_index: 1, 2, ... in time order.
 -- from_stage, to_stage: the stages left and entered. from_entered_at: entry into the visit left.
@@ -18,7 +18,7 @@ with transitions as (
         lead(stage_order) over by_visit as to_stage_order,
         entered_at as from_entered_at,
         lead(entered_at) over by_visit as to_entered_at
-    from int_case_stage_visits
+    from fct_case_stage_visits
     window by_visit as (partition by case_id order by visit_index)
 )
 

@@ -1,4 +1,5 @@
 -- One row per visit of a case to a stage: a run of consecutive points of the case in the same stage.
+-- Materialised (not a view) because the timeline, the stage durations and the approval waits all read it.
 -- Points are the case's business events (int_case_events) plus, for each stage where the case has
 -- spans (int_case_spans) but no event, the start of its first span there (events missing: spans fill in).
 -- Points are ordered by occurred_at, never recorded_at: an event delivered or exported late still

@@ -1,0 +1,213 @@
+"""Page query speed and model build time: ``python -m bench pages [--events N] [--build-events N] [--runs N]``.
+
+Synthetic canonical transaction events (and one span per case, 3 % of them failed) are generated
+directly in DuckDB SQL into a file warehouse with the canonical tables: a flow template of 15
+events a case over 11 stages, lognormal-ish gaps from a hash, 4 % of cases returned once and
+re-approved, 6 % stopping in approval (open), priorities 5 / 20 / 75 %, 5 facilities, 40 suppliers,
+8 departments over 10 weeks.
+
+* ``model_build_s``: the marts of the procurement models (issue 7) built from ``build_events``
+  events (default 1.5 M), views first, every mart of this issue timed together.
+* page timings at ``events`` events (default 10 M): each page's query functions, called as the page
+  calls them, warm; the median of ``runs`` runs of the whole set, in milliseconds.
+
+``PAGES`` maps a page to the functions it runs; other issues' pages may add their own entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from metrics import build, cycle_times, executive, overview, requisition, stalls
+from metrics.filters import Filters
+from r2p import schema
+
+ISSUE_MARTS = ("fct_case_stage_visits", "fct_requisition_timeline", "fct_stage_durations", "fct_approval_waits",
+               "fct_approval_system_intervals", "fct_stalled_approvals", "fct_executive_kpis_weekly")
+EVENTS_PER_CASE = 15
+
+STEPS = """
+    SELECT * FROM (VALUES
+        (1, 'requisition', 'REQUISITION_SUBMITTED', 'succeeded', 10.0),
+        (2, 'approval', 'APPROVAL_REQUESTED', 'pending', 5.0),
+        (3, 'approval', 'LEVEL_APPROVED', 'succeeded', 240.0),
+        (4, 'approval', 'APPROVAL_REQUESTED', 'pending', 0.1),
+        (5, 'approval', 'LEVEL_APPROVED', 'succeeded', 240.0),
+        (6, 'budget_check', 'BUDGET_CHECK_PASSED', 'succeeded', 1.0),
+        (7, 'po_creation', 'PO_CREATED', 'succeeded', 2.0),
+        (8, 'po_transmission', 'PO_TRANSMITTED', 'succeeded', 1.0),
+        (9, 'supplier_ack', 'PO_ACKNOWLEDGED', 'succeeded', 120.0),
+        (10, 'shipment', 'ASN_RECEIVED', 'succeeded', 2880.0),
+        (11, 'receipt', 'RECEIPT_POSTED', 'succeeded', 1440.0),
+        (12, 'invoice', 'INVOICE_RECEIVED', 'succeeded', 720.0),
+        (13, 'match', 'MATCH_RESULT', 'succeeded', 5.0),
+        (14, 'payment', 'PAYMENT_SCHEDULED', 'pending', 4320.0),
+        (15, 'payment', 'PAID', 'succeeded', 2880.0)
+    ) AS steps(step, stage, event_type, outcome, median_min)
+"""
+
+
+def generate(con: duckdb.DuckDBPyConnection, events: int) -> int:
+    """Fill transaction_events (about ``events`` rows), spans and span_links; returns the number of cases."""
+    cases = max(1, events // EVENTS_PER_CASE)
+    con.execute(f"""
+        INSERT INTO transaction_events BY NAME
+        WITH cases AS (
+            SELECT range AS n,
+                hash(range, 'f') % 5 AS facility, hash(range, 's') % 40 AS supplier, hash(range, 'd') % 8 AS department,
+                (hash(range, 'p') % 100) AS priority_roll, (hash(range, 'r') % 100) AS fate_roll,
+                TIMESTAMPTZ '2025-01-06 00:00:00+00' + to_seconds((hash(range, 't') % (70 * 86400))::BIGINT) AS created
+            FROM range({cases})
+        ),
+        steps AS ({STEPS}),
+        walked AS (
+            SELECT cases.*, steps.*,
+                -- a gap around the step's median: exp of a uniform in [-1, 1] times the median
+                median_min * 60 * exp(((hash(n, step) % 2001) / 1000.0) - 1) AS gap_s
+            FROM cases, steps
+            WHERE NOT (fate_roll < 6 AND step > 4)            -- open: waiting on the second approval
+        ),
+        timed AS (
+            SELECT *, created + to_seconds(sum(gap_s) OVER (PARTITION BY n ORDER BY step)::BIGINT) AS occurred
+            FROM walked
+        )
+        SELECT
+            'E' || n || '-' || step AS event_id,
+            CASE WHEN stage IN ('budget_check', 'po_creation', 'payment') THEN 'erp'
+                 WHEN stage IN ('supplier_ack', 'shipment') THEN 'supplier-network'
+                 WHEN stage = 'receipt' THEN 'wms'
+                 WHEN stage IN ('invoice', 'match') THEN 'ap' ELSE 'procurement' END AS system,
+            occurred AS occurred_at, occurred + INTERVAL 3 SECOND AS recorded_at,
+            CASE WHEN step <= 6 THEN 'requisition' ELSE 'purchase_order' END AS object_type,
+            'REQ-' || n AS object_id,
+            -- 4 % of cases: the second approval level returns it (and the walk re-approves)
+            CASE WHEN step = 3 AND fate_roll BETWEEN 10 AND 13 THEN 'RETURNED' ELSE event_type END AS event_type,
+            stage,
+            CASE WHEN step = 3 AND fate_roll BETWEEN 10 AND 13 THEN 'returned'
+                 WHEN step = 13 AND fate_roll BETWEEN 20 AND 27 THEN 'exception' ELSE outcome END AS outcome,
+            (100 + hash(n, 'v') % 20000)::DECIMAL(18, 4) AS amount, 'USD' AS currency,
+            'FAC-' || facility AS facility_id, 'S' || lpad(supplier::VARCHAR, 2, '0') AS supplier_id,
+            'DEPT-' || department AS department,
+            CASE WHEN priority_roll < 5 THEN 'stat' WHEN priority_roll < 25 THEN 'urgent' ELSE 'routine' END AS priority,
+            'REQ-' || n AS requisition_id,
+            CASE WHEN step >= 7 THEN 'PO-' || n END AS po_number,
+            CASE WHEN stage = 'approval' AND outcome = 'pending' THEN 'FAC-' || facility || '/APPROVER-L' || (step // 2) END AS actor,
+            '{{}}' AS attributes, 'bench' AS batch_id
+        FROM timed
+    """)
+    con.execute(f"""
+        INSERT INTO spans BY NAME
+        SELECT lpad(to_hex(range), 32, '0') AS trace_id, lpad(to_hex(range), 16, '0') AS span_id,
+            'POST /api/approvals/callback' AS name, 'client' AS kind,
+            TIMESTAMPTZ '2025-01-06 00:00:00+00' + to_seconds((hash(range, 't') % (70 * 86400))::BIGINT + 1800) AS start_time,
+            start_time + INTERVAL 200 MILLISECOND AS end_time, 200.0 AS duration_ms,
+            CASE WHEN hash(range, 'e') % 100 < 3 THEN 'error' ELSE 'ok' END AS status_code,
+            'procurement-suite' AS service_name, 'approval' AS stage, 'REQ-' || range AS requisition_id,
+            '{{}}' AS attributes, '{{}}' AS resource_attributes, 'bench' AS batch_id
+        FROM range({cases})
+    """)
+    return cases
+
+
+def warehouse(directory: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """A file warehouse with the canonical tables, ``events`` synthetic events and the views of every model."""
+    con = duckdb.connect(str(directory / "bench.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    for model in schema.TABLES:
+        con.execute(schema.ddl(model))
+    cases = generate(con, events)
+    build.build_views(con)
+    return con, cases
+
+
+def build_issue_marts(con: duckdb.DuckDBPyConnection) -> float:
+    """Rebuild this issue's marts in dependency order; returns seconds."""
+    started = time.perf_counter()
+    for model in build.models():
+        if model.name in ISSUE_MARTS:
+            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {model.sql}")
+    return time.perf_counter() - started
+
+
+def page_calls(con: duckdb.DuckDBPyConnection, case_id: str, moment: dt.datetime) -> dict[str, list[Callable[[], object]]]:
+    """Page -> the metrics calls it makes on one render with no filter (the frame's filter options included)."""
+    everything = Filters()
+    frame = [lambda: overview.filter_options(con)]
+    return {
+        "executive": frame + [
+            lambda: executive.tiles(con, everything),
+            lambda: cycle_times.weekly(con, everything, "requisition_to_po"),
+            lambda: executive.facility_comparison(con, everything),
+        ],
+        "cycle_times": frame + [
+            *[lambda column=column: cycle_times.distinct_values(con, column) for column in ("priority", "department", "category")],
+            lambda: cycle_times.summary(con, everything),
+            lambda: cycle_times.stage_breakdown(con, everything),
+            lambda: cycle_times.slowest(con, everything, "approval"),
+            lambda: cycle_times.weekly(con, everything, "requisition_to_po"),
+            lambda: cycle_times.by_dimension(con, everything, "requisition_to_po", "facility_id"),
+            lambda: cycle_times.variants(con, everything),
+        ],
+        "stalled_approvals": frame + [
+            lambda: stalls.latest_moment(con),
+            lambda: stalls.aging(stalls.stalled(con, everything)),
+        ],
+        "stalled_approvals_as_of": frame + [
+            lambda: stalls.latest_moment(con),
+            lambda: stalls.aging(stalls.stalled(con, everything, as_of=moment)),
+        ],
+        "requisition": frame + [
+            lambda: requisition.case(con, case_id),
+            lambda: requisition.stage_bars(con, case_id),
+            lambda: requisition.events(con, case_id),
+            lambda: requisition.spans(con, case_id),
+        ],
+    }
+
+
+def time_pages(con: duckdb.DuckDBPyConnection, pages: dict[str, list[Callable[[], object]]], runs: int) -> dict[str, float]:
+    """Median milliseconds per page over ``runs`` warm runs (one unmeasured run first)."""
+    result = {}
+    for name, calls in pages.items():
+        samples = []
+        for run in range(runs + 1):
+            started = time.perf_counter()
+            for call in calls:
+                call()
+            if run:
+                samples.append((time.perf_counter() - started) * 1000)
+        result[name] = round(statistics.median(samples), 1)
+    return result
+
+
+def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5") -> dict:
+    """Build time at ``build_events`` events, page timings at ``events`` events."""
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
+        con, cases = warehouse(Path(scratch), int(build_events))
+        figures["build_events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
+        figures["model_build_s"] = round(build_issue_marts(con), 2)
+        print(f"marts of issue 7 from {figures['build_events']:,} events ({cases:,} cases): {figures['model_build_s']} s")
+        con.close()
+    with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
+        started = time.perf_counter()
+        con, cases = warehouse(Path(scratch), int(events))
+        build.build_marts(con)
+        figures["events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
+        figures["cases"] = con.execute("SELECT count(*) FROM fct_requisition_timeline").fetchone()[0]
+        figures["stalled_now"] = con.execute("SELECT count(*) FROM fct_stalled_approvals").fetchone()[0]
+        figures["setup_s"] = round(time.perf_counter() - started, 1)
+        moment = stalls.latest_moment(con) - dt.timedelta(days=20)
+        case_id = con.execute("SELECT case_id FROM fct_requisition_timeline WHERE returned > 0 LIMIT 1").fetchone()[0]
+        figures["page_ms"] = time_pages(con, page_calls(con, case_id, moment), int(runs))
+        for page, ms in figures["page_ms"].items():
+            print(f"{page}: {ms} ms (median of {runs}, warm) over {figures['events']:,} events, {figures['cases']:,} cases")
+        con.close()
+    return figures
