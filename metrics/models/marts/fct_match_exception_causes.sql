@@ -9,32 +9,35 @@
 --   stale_master_data: a price or quantity variance while a state drift (fct_state_drift, breaching its SLA) of an
 --     item, contract or the supplier itself was open for the invoice's supplier;
 -- checked in that order (the first that holds is the cause); else none (a supplier or process exception).
+-- Every exception of the invoice is checked (a missing receipt fails again at every nightly re-run, and the
+-- receipt may reach the warehouse system only after the first run); the earliest one with an integration
+-- cause explains the invoice, else its first exception does.
 -- invoice_id, exception_event_id, exception_at: the invoice and its first match exception.
--- exception_type: the reason the AP system gave (attribute exception_reason, reason or detail), else the event type.
+-- exception_type: the reason the AP system gave for the explaining exception (attribute exception_reason,
+--   reason or detail), else the event type.
 -- exception_count: match exception events of the invoice (a missing receipt fails again at every re-run).
--- facility_id, supplier_id, po_number, receipt_id, amount, trace_id: of that first exception event.
+-- facility_id, supplier_id, po_number, receipt_id, amount, trace_id: of the explaining exception event.
 -- day: UTC day of exception_at. stage: always match (for the page filters). cause: one of the causes above or none.
--- is_integration_cause: cause is not none. cause_detail: one line of evidence (flow, lag, queue, drift).
+-- is_integration_cause: cause is not none. cause_at: when the explaining exception happened.
+-- cause_detail: one line of evidence (flow, lag, queue, drift).
 -- evidence_trace_id: a trace showing the cause (the dead-letter span's, the failed 856's, the receipt's), else NULL.
 with
 
 exceptions as (
     select
         invoice_id,
-        arg_min(event_id, occurred_at) as exception_event_id,
-        min(occurred_at) as exception_at,
-        arg_min(coalesce(attributes ->> 'exception_reason', attributes ->> 'reason', attributes ->> 'detail', event_type),
-                occurred_at) as exception_type,
-        count(*) as exception_count,
-        arg_min(facility_id, occurred_at) as facility_id,
-        arg_min(supplier_id, occurred_at) as supplier_id,
-        arg_min(po_number, occurred_at) as po_number,
-        arg_min(receipt_id, occurred_at) as receipt_id,
-        arg_min(amount, occurred_at) as amount,
-        arg_min(trace_id, occurred_at) as trace_id
+        event_id,
+        occurred_at as exception_at,
+        coalesce(attributes ->> 'exception_reason', attributes ->> 'reason', attributes ->> 'detail', event_type)
+            as exception_type,
+        facility_id,
+        supplier_id,
+        po_number,
+        receipt_id,
+        amount,
+        trace_id
     from stg_transaction_events
     where stage = 'match' and outcome = 'exception' and invoice_id is not null
-    group by invoice_id
 ),
 
 dead_letter_spans as (
@@ -93,42 +96,74 @@ evidence as (
             where m.supplier_id = e.supplier_id and m.drift_start <= e.exception_at
               and coalesce(m.drift_end, 'infinity'::timestamptz) > e.exception_at) as open_master_drift
     from exceptions e
+),
+
+verdicts as (
+    select
+        *,
+        case
+            when dead_letter_trace_id is not null then 'receipt_dead_lettered'
+            when failed_asns > 0 then 'asn_failed'
+            when late_receipt_flow is not null then 'receipt_sync_late'
+            when open_master_drift is not null and regexp_matches(lower(exception_type), 'price|quantity')
+                then 'stale_master_data'
+            else 'none'
+        end as cause
+    from evidence
+),
+
+explained as (
+    select
+        *,
+        case cause
+            when 'receipt_dead_lettered' then concat('receipt ', receipt_id, ' dead-lettered: ', dead_letter_span)
+            when 'asn_failed' then concat(failed_asns, ' failed 856 for PO ', po_number)
+            when 'receipt_sync_late' then concat('receipt ', receipt_id, ' not in target of ', late_receipt_flow,
+                ' at match time', case when late_receipt_lag_s is not null
+                    then concat(' (arrived ', round(late_receipt_lag_s / 3600, 1), ' h after posting)')
+                    else ' (never arrived)' end)
+            when 'stale_master_data' then concat('open drift ', open_master_drift)
+        end as cause_detail,
+        case cause
+            when 'receipt_dead_lettered' then dead_letter_trace_id
+            when 'asn_failed' then failed_asn_trace_id
+            when 'receipt_sync_late' then late_receipt_trace_id
+        end as evidence_trace_id,
+        -- the first exception with an integration cause explains the invoice; else its first exception
+        row_number() over (partition by invoice_id order by cause = 'none', exception_at, event_id) as pick
+    from verdicts
+),
+
+per_invoice as (
+    select
+        invoice_id,
+        min(exception_at) as first_exception_at,
+        arg_min(event_id, exception_at) as first_event_id,
+        count(*) as exception_count
+    from verdicts
+    group by invoice_id
 )
 
 select
-    invoice_id,
-    exception_event_id,
-    exception_at,
-    cast(exception_at as date) as day,
+    explained.invoice_id,
+    per_invoice.first_event_id as exception_event_id,
+    per_invoice.first_exception_at as exception_at,
+    cast(per_invoice.first_exception_at as date) as day,
     'match' as stage,
-    exception_type,
-    exception_count,
-    facility_id,
-    supplier_id,
-    po_number,
-    receipt_id,
-    amount,
-    trace_id,
-    case
-        when dead_letter_trace_id is not null then 'receipt_dead_lettered'
-        when failed_asns > 0 then 'asn_failed'
-        when late_receipt_flow is not null then 'receipt_sync_late'
-        when open_master_drift is not null and regexp_matches(lower(exception_type), 'price|quantity') then 'stale_master_data'
-        else 'none'
-    end as cause,
-    cause <> 'none' as is_integration_cause,
-    case cause
-        when 'receipt_dead_lettered' then concat('receipt ', receipt_id, ' dead-lettered: ', dead_letter_span)
-        when 'asn_failed' then concat(failed_asns, ' failed 856 for PO ', po_number)
-        when 'receipt_sync_late' then concat('receipt ', receipt_id, ' not in target of ', late_receipt_flow,
-            ' at match time', case when late_receipt_lag_s is not null
-                then concat(' (arrived ', round(late_receipt_lag_s / 3600, 1), ' h after posting)') else ' (never arrived)' end)
-        when 'stale_master_data' then concat('open drift ', open_master_drift)
-    end as cause_detail,
-    case cause
-        when 'receipt_dead_lettered' then dead_letter_trace_id
-        when 'asn_failed' then failed_asn_trace_id
-        when 'receipt_sync_late' then late_receipt_trace_id
-    end as evidence_trace_id
-from evidence
+    explained.exception_type,
+    per_invoice.exception_count,
+    explained.facility_id,
+    explained.supplier_id,
+    explained.po_number,
+    explained.receipt_id,
+    explained.amount,
+    explained.trace_id,
+    explained.cause,
+    explained.cause <> 'none' as is_integration_cause,
+    explained.exception_at as cause_at,
+    explained.cause_detail,
+    explained.evidence_trace_id
+from explained
+join per_invoice using (invoice_id)
+where explained.pick = 1
 order by exception_at, invoice_id
