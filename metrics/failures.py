@@ -1,4 +1,5 @@
-"""Failure rates of integration operations and business events, from fct_failure_rates.
+"""Failure rates of integration operations and business events, from fct_failure_rates (hourly) and its
+daily roll-up fct_failure_rates_daily (read wherever hours are not asked for).
 
 Every rate comes with its counts and a Wilson score interval (95 %), so that 1 failure of 2 shows as
 "50 %, somewhere between 9 % and 91 %" and is not read as half of many. Counts are summed over the
@@ -53,7 +54,7 @@ def _where(filters: Filters, input: str, **equal: str | None) -> tuple[str, dict
 
 def period(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[dt.date, dt.date] | None:
     """The selected days: the filter's range, open ends closed by the data's first and last day."""
-    first, last = con.execute("SELECT min(day), max(day) FROM fct_failure_rates").fetchone()
+    first, last = con.execute("SELECT min(day), max(day) FROM fct_failure_rates_daily").fetchone()
     if first is None:
         return None
     return (filters.start or first, filters.end or last)
@@ -79,9 +80,9 @@ def totals(con: duckdb.DuckDBPyConnection, filters: Filters, input: str) -> dict
     previous_where, previous_params = _where(previous_filters(filters, selected), input)
     sql = f"""
         WITH now AS (SELECT coalesce(sum(attempts), 0) AS attempts, coalesce(sum(failures), 0) AS failures
-                     FROM fct_failure_rates WHERE {where}),
+                     FROM fct_failure_rates_daily WHERE {where}),
         before AS (SELECT coalesce(sum(attempts), 0) AS attempts, coalesce(sum(failures), 0) AS failures
-                   FROM fct_failure_rates WHERE {previous_where.replace('$', '$p_')})
+                   FROM fct_failure_rates_daily WHERE {previous_where.replace('$', '$p_')})
         SELECT now.attempts::BIGINT AS attempts, now.failures::BIGINT AS failures, {rate_columns('now.failures', 'now.attempts')},
             before.attempts::BIGINT AS previous_attempts, before.failures::BIGINT AS previous_failures,
             before.failures::DOUBLE / nullif(before.attempts, 0) AS previous_rate
@@ -100,7 +101,7 @@ def heatmap(con: duckdb.DuckDBPyConnection, filters: Filters, input: str = "span
         SELECT coalesce(facility_id, '(none)') AS facility_id, coalesce(stage, '(none)') AS stage,
             sum(attempts)::BIGINT AS attempts, sum(failures)::BIGINT AS failures,
             {rate_columns('sum(failures)', 'sum(attempts)')}
-        FROM fct_failure_rates WHERE {where}
+        FROM fct_failure_rates_daily WHERE {where}
         GROUP BY ALL ORDER BY 1, 2
         """,
         params,
@@ -146,12 +147,12 @@ def by_dimension(
                 sum(attempts)::BIGINT AS attempts, sum(failures)::BIGINT AS failures,
                 min(first_failure_at) AS first_failure_at, max(last_failure_at) AS last_failure_at,
                 max(sample_failed_trace_id) AS sample_failed_trace_id
-            FROM fct_failure_rates WHERE {where}{cell} GROUP BY 1
+            FROM fct_failure_rates_daily WHERE {where}{cell} GROUP BY 1
         ),
         before AS (
             SELECT coalesce({dimension}, '(none)') AS {dimension},
                 sum(attempts)::BIGINT AS previous_attempts, sum(failures)::BIGINT AS previous_failures
-            FROM fct_failure_rates WHERE {previous_where.replace('$', '$p_')}{cell} GROUP BY 1
+            FROM fct_failure_rates_daily WHERE {previous_where.replace('$', '$p_')}{cell} GROUP BY 1
         )
         SELECT now.{dimension}, attempts, failures, {rate_columns()},
             coalesce(previous_attempts, 0) AS previous_attempts, coalesce(previous_failures, 0) AS previous_failures,
@@ -177,7 +178,7 @@ def over_time(
         f"""
         SELECT {grain} AS period, sum(attempts)::BIGINT AS attempts, sum(failures)::BIGINT AS failures,
             {rate_columns('sum(failures)', 'sum(attempts)')}
-        FROM fct_failure_rates WHERE {where} GROUP BY 1 ORDER BY 1
+        FROM {"fct_failure_rates" if grain == "hour" else "fct_failure_rates_daily"} WHERE {where} GROUP BY 1 ORDER BY 1
         """,
         params,
     ).df()
