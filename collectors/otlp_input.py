@@ -20,7 +20,7 @@ from typing import BinaryIO
 import duckdb
 import pyarrow as pa
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 16 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 

@@ -131,11 +131,11 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
         "otlp_text(v) AS coalesce(v.stringValue, CAST(v.intValue AS VARCHAR), CAST(v.doubleValue AS VARCHAR), "
         "CAST(v.boolValue AS VARCHAR), v.bytesValue)",
         # The attribute list as one JSON object text, keys in `leave_out` dropped (NULL entries are
-        # skipped by array_to_string), redacted keys replaced, then masked.
-        "otlp_attrs_except(attrs, leave_out) AS phi_mask('{' || coalesce(array_to_string(list_transform(coalesce(attrs, []), "
+        # skipped by array_to_string), redacted keys replaced; not yet masked (phi_mask it).
+        "otlp_attrs_except(attrs, leave_out) AS '{' || coalesce(array_to_string(list_transform(coalesce(attrs, []), "
         "lambda a: CASE WHEN list_contains(leave_out, a.key) THEN NULL ELSE "
         "to_json(coalesce(a.key, '')) || ':' || CASE WHEN phi_key_redacted(coalesce(a.key, '')) "
-        f"THEN {sql_literal(json.dumps(config.redaction.redacted_value))} ELSE otlp_value(a.value) END END), ','), '') || '}}')",
+        f"THEN {sql_literal(json.dumps(config.redaction.redacted_value))} ELSE otlp_value(a.value) END END), ','), '') || '}}'",
         "otlp_attrs(attrs) AS otlp_attrs_except(attrs, [])",
         "otlp_find(attrs, k) AS list_filter(attrs, lambda a: a.key = k)[1].value",
     ]
@@ -144,7 +144,7 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
 
 
 def _lookup(config: TracesConfig, keys: list[str], attrs: str, as_int: bool = False) -> str:
-    """SQL of the first of ``keys`` present in ``attrs`` as text (or BIGINT), redacted as configured."""
+    """SQL of the first of ``keys`` present in ``attrs`` as text (or BIGINT), key-redacted, not yet masked."""
     redactor = Redactor(config.redaction)
     found = []
     for key in keys:
@@ -155,7 +155,7 @@ def _lookup(config: TracesConfig, keys: list[str], attrs: str, as_int: bool = Fa
             continue
         value = f"otlp_find({attrs}, {sql_literal(key)})"
         found.append(f"coalesce({value}.intValue, try_cast({value}.stringValue AS BIGINT))" if as_int
-                     else f"phi_mask(otlp_text({value}))")
+                     else f"otlp_text({value})")
     return f"coalesce({', '.join(found)})" if found else "NULL"
 
 
@@ -163,175 +163,203 @@ def _in_list(keys: list[str]) -> str:
     return "(" + ", ".join(sql_literal(key) for key in keys) + ")"
 
 
+SPAN_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind", "start_time", "end_time",
+    "duration_ms", "status_code", "status_message", "service_name", "scope_name", "scope_version",
+    *BUSINESS_COLUMNS, "error_type", "http_status_code", "attributes", "resource_attributes", "scope_attributes",
+)
+"""The canonical span columns ``<prefix>_spans`` holds (beside its ``span_row``, ``line`` and ``reason``)."""
+REJECT_COLUMNS = "input VARCHAR, line BIGINT, byte_offset BIGINT, field VARCHAR, reason VARCHAR, raw VARCHAR"
+"""The columns of ``<prefix>_rejects``: those ``BatchWriter.add_rejects`` takes."""
+
+
 def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix: str, docs: str, input_name: str) -> None:
-    """Turn the documents table ``docs`` into ``<prefix>_spans/_events/_links/_rejects`` (see module doc)."""
+    """Turn the documents table ``docs`` into ``<prefix>_spans/_events/_links/_rejects`` (see module doc).
+
+    Four materialised steps, because list lambdas over freshly unnested rows are several times
+    slower in DuckDB than over a stored table: parse (one row a document), flatten (one row a
+    span, resource and scope columns computed once per resource / scope), span columns (one
+    projection from the flat rows), then events, links and rejects from the flat rows by
+    ``span_row``.
+    """
     p = prefix
-    mapped = config.mapped_keys()
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
-    resource_business = ", ".join(
-        f"CASE WHEN len(res_biz) > 0 THEN {_lookup(config, config.business[column], 'res_biz')} END AS res_{column}"
+    mapped = config.mapped_keys()
+    # One pass picks the attributes business columns are read from; lookups then scan that short list.
+    pull_business = "list_filter({attrs}, lambda a: a.key IN " + _in_list(mapped) + ")" if mapped else "[]"
+    resource_business = "".join(
+        f"CASE WHEN len(res_biz) > 0 THEN {_lookup(config, config.business[column], 'res_biz')} END AS res_{column}, "
         for column in business
     )
-    span_business = ", ".join(
-        f"coalesce(CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.business[column], 'span_biz')} END, "
-        f"res_{column}) AS {column}"
+    masked_resource_business = "".join(f"phi_mask(res_{column}) AS res_{column}, " for column in business)
+    span_business = "".join(
+        f"CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.business[column], 'span_biz')} END AS span_{column}, "
         for column in business
     )
+    masked_business = "".join(f"coalesce(phi_mask(span_{column}), res_{column}) AS {column}, " for column in business)
+    absent_business = "".join(f"NULL::VARCHAR AS {column}, " for column in BUSINESS_COLUMNS if column not in business)
     mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
-    pulled = [*mapped, *config.standard.error_type, *config.standard.http_status_code]
-    # One pass picks every attribute a column is read from; the lookups then scan that short list.
-    pull = "list_filter(coalesce({attrs}, []), lambda a: a.key IN " + _in_list(pulled) + ")"
-    exception_type = Redactor(config.redaction).key_redacted("exception.type")
-    exception_type_sql = (
-        sql_literal(config.redaction.redacted_value) if exception_type
-        else "CASE WHEN len(s.events) > 0 THEN phi_mask(otlp_text(otlp_find(list_filter(s.events, "
-        "lambda e: e.name = 'exception')[1].attributes, 'exception.type'))) END"
+    exception_type = (
+        sql_literal(config.redaction.redacted_value) if Redactor(config.redaction).key_redacted("exception.type")
+        else "CASE WHEN len(events) > 0 THEN otlp_text(otlp_find(list_filter(events, "
+        "lambda e: e.name = 'exception')[1].attributes, 'exception.type')) END"
     )
+    # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
     cur.execute(
         f"""
-        CREATE OR REPLACE TABLE {p}_parsed AS
-        SELECT doc_id, line, byte_offset, d IS NOT NULL AS valid_json,
-               coalesce(d.resourceSpans, d.batches, d.result.resourceSpans) AS resource_spans
-        FROM (SELECT doc_id, line, byte_offset, try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM {docs})
+        CREATE OR REPLACE TABLE {p}_flat AS
+        WITH resources AS (
+            SELECT doc_id, line, byte_offset,
+                   unnest(coalesce(d.resourceSpans, d.batches, d.result.resourceSpans)) AS rs
+            FROM (SELECT doc_id, line, byte_offset, try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM {docs})
+        ), scopes AS (
+            SELECT doc_id, line, byte_offset,
+                   otlp_attrs(rs.resource.attributes) AS resource_attributes,
+                   otlp_text(otlp_find(rs.resource.attributes, 'service.name')) AS service_name,
+                   {pull_business.format(attrs='coalesce(rs.resource.attributes, [])')} AS res_biz,
+                   -- a producer writes scopeSpans or the legacy key; list_concat would copy every span
+                   unnest(CASE WHEN rs.instrumentationLibrarySpans IS NULL THEN rs.scopeSpans
+                               ELSE list_concat(rs.scopeSpans, rs.instrumentationLibrarySpans) END) AS ss
+            FROM resources
+        ), scoped AS (
+            SELECT doc_id, line, byte_offset, resource_attributes, service_name, {resource_business}
+                   coalesce(ss.scope, ss.instrumentationLibrary) AS scope, ss.spans AS spans
+            FROM scopes
+        ), masked AS (
+            SELECT doc_id, line, byte_offset, phi_mask(resource_attributes) AS resource_attributes,
+                   phi_mask(service_name) AS service_name, {masked_resource_business}
+                   phi_mask(scope.name) AS scope_name, phi_mask(scope.version) AS scope_version,
+                   CASE WHEN scope.attributes IS NOT NULL THEN otlp_attrs(scope.attributes) END AS scope_attributes,
+                   spans
+            FROM scoped
+        )
+        SELECT * EXCLUDE (scope_attributes, spans), phi_mask(scope_attributes) AS scope_attributes,
+               unnest(spans, max_depth := 2)
+        FROM masked
         """
     )
     cur.execute(
         f"""
-        CREATE OR REPLACE TABLE {p}_all AS
-        WITH resources AS (
-            SELECT line, byte_offset, unnest(resource_spans) AS rs FROM {p}_parsed WHERE resource_spans IS NOT NULL
-        ), scopes AS (
-            SELECT line, byte_offset,
-                   otlp_attrs(rs.resource.attributes) AS resource_attributes,
-                   phi_mask(otlp_text(otlp_find(rs.resource.attributes, 'service.name'))) AS service_name,
-                   {pull.format(attrs='rs.resource.attributes')} AS res_biz,
-                   unnest(list_concat(coalesce(rs.scopeSpans, []), coalesce(rs.instrumentationLibrarySpans, []))) AS ss
-            FROM resources
-        ), scoped AS (
-            SELECT line, byte_offset, resource_attributes, service_name, {resource_business}{',' if business else ''}
-                   coalesce(ss.scope, ss.instrumentationLibrary) AS scope, ss.spans AS spans
-            FROM scopes
-        ), spans AS (
-            SELECT * EXCLUDE (scope, spans),
-                   phi_mask(scope.name) AS scope_name, phi_mask(scope.version) AS scope_version,
-                   CASE WHEN scope.attributes IS NOT NULL THEN otlp_attrs(scope.attributes) END AS scope_attributes,
-                   unnest(spans) AS s
-            FROM scoped
-        ), decoded AS (
-            SELECT *,
-                   otlp_id(s.traceId, 16) AS trace_id,
-                   otlp_id(s.spanId, 8) AS span_id,
-                   CASE WHEN coalesce(s.parentSpanId, '') <> '' THEN otlp_id(s.parentSpanId, 8) END AS parent_span_id,
-                   otlp_kind(s.kind) AS kind,
-                   otlp_status(s.status.code) AS status_code,
-                   {pull.format(attrs='s.attributes')} AS span_biz
-            FROM spans
+        CREATE OR REPLACE TABLE {p}_spans AS
+        WITH decoded AS (
+            SELECT rowid AS span_row, *,
+                   otlp_id(traceId, 16) AS trace_id,
+                   otlp_id(spanId, 8) AS span_id,
+                   CASE WHEN coalesce(parentSpanId, '') <> '' THEN otlp_id(parentSpanId, 8) END AS parent_span_id,
+                   otlp_kind(kind) AS kind_name,
+                   otlp_status(status.code) AS status_code,
+                   otlp_nanos(startTimeUnixNano) AS start_nanos, otlp_nanos(endTimeUnixNano) AS end_nanos,
+                   {pull_business.format(attrs='coalesce(attributes, [])')} AS span_biz
+            FROM {p}_flat
+        ), looked_up AS (
+            SELECT *, {span_business}
+                   coalesce({_lookup(config, config.standard.error_type, 'attributes')}, {exception_type}) AS error_type,
+                   {_lookup(config, config.standard.http_status_code, 'attributes', as_int=True)} AS http_status_code,
+                   otlp_attrs_except(attributes, {mapped_list}) AS attributes_json
+            FROM decoded
         )
-        SELECT line, byte_offset,
-               -- only what rejects need: carrying the whole span costs a copy
-               struct_pack(traceId := s.traceId, spanId := s.spanId, parentSpanId := s.parentSpanId, kind := s.kind,
-                           status := s.status, startTimeUnixNano := s.startTimeUnixNano,
-                           endTimeUnixNano := s.endTimeUnixNano) AS s,
-               trace_id, span_id, parent_span_id, s.traceState AS trace_state, s.flags AS flags,
-               phi_mask(coalesce(s.name, '')) AS name, kind,
-               otlp_time(s.startTimeUnixNano) AS start_time, otlp_time(s.endTimeUnixNano) AS end_time,
-               (otlp_nanos(s.endTimeUnixNano) - otlp_nanos(s.startTimeUnixNano)) / 1e6 AS duration_ms,
-               status_code, phi_mask(nullif(s.status.message, '')) AS status_message,
+        SELECT span_row, line,
+               trace_id, span_id, parent_span_id, traceState AS trace_state, flags,
+               phi_mask(coalesce(name, '')) AS name, kind_name AS kind,
+               make_timestamp(start_nanos // 1000) AS start_time, make_timestamp(end_nanos // 1000) AS end_time,
+               (end_nanos - start_nanos) / 1e6 AS duration_ms,
+               status_code, phi_mask(nullif(status.message, '')) AS status_message,
                service_name, scope_name, scope_version,
-               {span_business}{',' if business else ''}
-               coalesce(CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.standard.error_type, 'span_biz')} END,
-                        {exception_type_sql}) AS error_type,
-               CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.standard.http_status_code, 'span_biz', as_int=True)} END
-                   AS http_status_code,
-               otlp_attrs_except(s.attributes, {mapped_list}) AS attributes,
+               {masked_business}{absent_business}
+               phi_mask(error_type) AS error_type, http_status_code,
+               phi_mask(attributes_json) AS attributes,
                resource_attributes, scope_attributes,
                concat_ws('; ',
-                   CASE WHEN trace_id IS NULL THEN 'traceId ' || coalesce('''' || left(s.traceId, 40) || '''', 'missing')
+                   CASE WHEN trace_id IS NULL THEN 'traceId ' || coalesce('''' || left(traceId, 40) || '''', 'missing')
                         || ' is not 32 hex digits nor base64 of 16 bytes' END,
-                   CASE WHEN span_id IS NULL THEN 'spanId ' || coalesce('''' || left(s.spanId, 40) || '''', 'missing')
+                   CASE WHEN span_id IS NULL THEN 'spanId ' || coalesce('''' || left(spanId, 40) || '''', 'missing')
                         || ' is not 16 hex digits nor base64 of 8 bytes' END,
-                   CASE WHEN coalesce(s.parentSpanId, '') <> '' AND parent_span_id IS NULL
-                        THEN 'parentSpanId ''' || left(s.parentSpanId, 40) || ''' is not 16 hex digits nor base64 of 8 bytes' END,
-                   CASE WHEN kind IS NULL THEN 'unknown span kind ''' || left(s.kind, 40) || '''' END,
-                   CASE WHEN status_code IS NULL THEN 'unknown status code ''' || left(s.status.code, 40) || '''' END,
-                   CASE WHEN otlp_nanos(s.startTimeUnixNano) IS NULL
-                        THEN 'startTimeUnixNano ''' || left(s.startTimeUnixNano, 40) || ''' is not an integer' END,
-                   CASE WHEN otlp_nanos(s.endTimeUnixNano) IS NULL
-                        THEN 'endTimeUnixNano ''' || left(s.endTimeUnixNano, 40) || ''' is not an integer' END,
-                   CASE WHEN len(s.events) > 0 THEN CASE WHEN list_bool_or(list_transform(s.events,
+                   CASE WHEN coalesce(parentSpanId, '') <> '' AND parent_span_id IS NULL
+                        THEN 'parentSpanId ''' || left(parentSpanId, 40) || ''' is not 16 hex digits nor base64 of 8 bytes' END,
+                   CASE WHEN kind_name IS NULL THEN 'unknown span kind ''' || left(kind, 40) || '''' END,
+                   CASE WHEN status_code IS NULL THEN 'unknown status code ''' || left(status.code, 40) || '''' END,
+                   CASE WHEN start_nanos IS NULL
+                        THEN 'startTimeUnixNano ''' || left(startTimeUnixNano, 40) || ''' is not an integer' END,
+                   CASE WHEN end_nanos IS NULL
+                        THEN 'endTimeUnixNano ''' || left(endTimeUnixNano, 40) || ''' is not an integer' END,
+                   CASE WHEN len(events) > 0 THEN CASE WHEN list_bool_or(list_transform(events,
                         lambda e: otlp_nanos(e.timeUnixNano) IS NULL)) THEN 'an event timeUnixNano is not an integer' END END,
-                   CASE WHEN len(s.links) > 0 THEN CASE WHEN list_bool_or(list_transform(s.links,
+                   CASE WHEN len(links) > 0 THEN CASE WHEN list_bool_or(list_transform(links,
                         lambda l: otlp_id(l.traceId, 16) IS NULL OR otlp_id(l.spanId, 8) IS NULL))
                         THEN 'a link has an invalid traceId or spanId' END END
                ) AS reason
-        FROM decoded
+        FROM looked_up
         """
     )
-    span_columns = (
-        "trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time, duration_ms, "
-        "status_code, status_message, service_name, scope_name, scope_version, "
-        + "".join(f"{column}, " for column in business)
-        + "error_type, http_status_code, attributes, resource_attributes, scope_attributes"
-    )
-    cur.execute(f"CREATE OR REPLACE TABLE {p}_spans AS SELECT {span_columns} FROM {p}_all WHERE reason = ''")
     _inherit(cur, f"{p}_spans", business)
-    # Events and links unnest the parsed documents again (cheaper than carrying them through the
-    # span query) and keep only those of accepted spans.
-    span_source = f"""
-        SELECT unnest(ss.spans) AS s FROM (
-            SELECT unnest(list_concat(coalesce(rs.scopeSpans, []), coalesce(rs.instrumentationLibrarySpans, []))) AS ss
-            FROM (SELECT unnest(resource_spans) AS rs FROM {p}_parsed WHERE resource_spans IS NOT NULL))
-    """
     cur.execute(
         f"""
         CREATE OR REPLACE TABLE {p}_events AS
-        SELECT trace_id, span_id, event_index - 1 AS event_index, otlp_time(e.timeUnixNano) AS time,
-               phi_mask(coalesce(e.name, '')) AS name, otlp_attrs(e.attributes) AS attributes
-        FROM (SELECT otlp_id(s.traceId, 16) AS trace_id, otlp_id(s.spanId, 8) AS span_id,
-                     unnest(s.events) AS e, generate_subscripts(s.events, 1) AS event_index
-              FROM ({span_source}) WHERE len(s.events) > 0)
-        SEMI JOIN {p}_spans USING (trace_id, span_id)
+        SELECT trace_id, span_id, event_index, time, phi_mask(name) AS name, phi_mask(attributes) AS attributes
+        FROM (SELECT s.trace_id, s.span_id, event_index - 1 AS event_index, otlp_time(e.timeUnixNano) AS time,
+                     coalesce(e.name, '') AS name, otlp_attrs(e.attributes) AS attributes
+              FROM (SELECT rowid AS span_row, unnest(events) AS e, generate_subscripts(events, 1) AS event_index
+                    FROM {p}_flat WHERE len(events) > 0) JOIN {p}_spans s USING (span_row)
+              WHERE s.reason = '')
         """
     )
     cur.execute(
         f"""
         CREATE OR REPLACE TABLE {p}_links AS
-        SELECT trace_id, span_id, link_index - 1 AS link_index,
-               otlp_id(l.traceId, 16) AS linked_trace_id, otlp_id(l.spanId, 8) AS linked_span_id,
-               l.traceState AS trace_state, otlp_attrs(l.attributes) AS attributes
-        FROM (SELECT otlp_id(s.traceId, 16) AS trace_id, otlp_id(s.spanId, 8) AS span_id,
-                     unnest(s.links) AS l, generate_subscripts(s.links, 1) AS link_index
-              FROM ({span_source}) WHERE len(s.links) > 0)
-        SEMI JOIN {p}_spans USING (trace_id, span_id)
+        SELECT trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state,
+               phi_mask(attributes) AS attributes
+        FROM (SELECT s.trace_id, s.span_id, link_index - 1 AS link_index,
+                     otlp_id(l.traceId, 16) AS linked_trace_id, otlp_id(l.spanId, 8) AS linked_span_id,
+                     l.traceState AS trace_state, otlp_attrs(l.attributes) AS attributes
+              FROM (SELECT rowid AS span_row, unnest(links) AS l, generate_subscripts(links, 1) AS link_index
+                    FROM {p}_flat WHERE len(links) > 0) JOIN {p}_spans s USING (span_row)
+              WHERE s.reason = '')
         """
     )
-    input_literal = sql_literal(input_name)
-    cur.execute(
-        f"""
-        CREATE OR REPLACE TABLE {p}_rejects AS
-        SELECT {input_literal} AS input, d.line, d.byte_offset, NULL AS field,
-               CASE WHEN NOT p.valid_json THEN 'not valid JSON (or not an object)'
-                    ELSE 'not OTLP traces: no resourceSpans' END AS reason,
-               phi_scrub_raw(d.doc) AS raw
-        FROM {p}_parsed p JOIN {docs} d USING (doc_id)
-        WHERE p.resource_spans IS NULL
-        UNION ALL
-        SELECT {input_literal}, line, byte_offset, 'span', 'span rejected: ' || reason,
-               phi_mask(json_object(
-                   'traceId', s.traceId, 'spanId', s.spanId, 'parentSpanId', s.parentSpanId, 'name', name,
-                   'kind', s.kind, 'startTimeUnixNano', s.startTimeUnixNano, 'endTimeUnixNano', s.endTimeUnixNano,
-                   'status', json_object('code', s.status.code, 'message', status_message),
-                   'attributes', CAST(attributes AS JSON), 'resource', CAST(resource_attributes AS JSON)
-               ))
-        FROM {p}_all WHERE reason <> ''
-        """
-    )
-    cur.execute(f"DROP TABLE {p}_parsed")
-    cur.execute(f"DROP TABLE {p}_all")
+    # Planning the reject query costs about as much as running it; most chunks have no reject.
+    rejected_spans, spanless_documents = cur.execute(
+        f"SELECT (SELECT count(*) FROM {p}_spans WHERE reason <> ''), "
+        f"(SELECT count(*) FROM {docs}) - (SELECT count(DISTINCT doc_id) FROM {p}_flat)"
+    ).fetchone()
+    if not (rejected_spans or spanless_documents):
+        cur.execute(f"CREATE OR REPLACE TABLE {p}_rejects ({REJECT_COLUMNS})")
+    else:
+        input_literal = sql_literal(input_name)
+        cur.execute(
+            f"""
+            CREATE OR REPLACE TABLE {p}_rejects AS
+            WITH spanless AS MATERIALIZED (
+                -- parsed again, only the documents that gave no span
+                SELECT * FROM {docs} ANTI JOIN (SELECT DISTINCT doc_id FROM {p}_flat) USING (doc_id)
+            ), checked AS MATERIALIZED (  -- else the filter below repeats json_transform
+                SELECT line, byte_offset, doc, try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM spanless
+            ), span_rejects AS (
+                SELECT f.line, f.byte_offset, s.reason, json_object(
+                           'traceId', f.traceId, 'spanId', f.spanId, 'parentSpanId', f.parentSpanId, 'name', s.name,
+                           'kind', f.kind, 'startTimeUnixNano', f.startTimeUnixNano, 'endTimeUnixNano', f.endTimeUnixNano,
+                           'status', json_object('code', f.status.code, 'message', s.status_message),
+                           'attributes', CAST(s.attributes AS JSON), 'resource', CAST(s.resource_attributes AS JSON)
+                       )::VARCHAR AS raw
+                FROM {p}_spans s JOIN {p}_flat f ON f.rowid = s.span_row
+                WHERE s.reason <> ''
+            )
+            SELECT {input_literal} AS input, line, byte_offset, NULL AS field,
+                   CASE WHEN d IS NULL THEN 'not valid JSON (or not an object)'
+                        ELSE 'not OTLP traces: no resourceSpans' END AS reason,
+                   phi_scrub_raw(doc) AS raw
+            FROM checked
+            WHERE d IS NULL OR coalesce(d.resourceSpans, d.batches, d.result.resourceSpans) IS NULL
+            UNION ALL
+            SELECT {input_literal}, line, byte_offset, 'span', 'span rejected: ' || reason, phi_mask(raw)
+            FROM span_rejects
+            """
+        )
+        cur.execute(f"DELETE FROM {p}_spans WHERE reason <> ''")
+    cur.execute(f"DROP TABLE {p}_flat")
 
 
 def _inherit(cur: duckdb.DuckDBPyConnection, table: str, business: list[str]) -> None:
-    """Fill a span's missing business columns from its parent's, repeated until nothing changes."""
+    """Fill an accepted span's missing business columns from its accepted parent's, until nothing changes."""
     if not business:
         return
     assignments = ", ".join(f"{column} = coalesce(c.{column}, p.{column})" for column in business)
@@ -339,7 +367,8 @@ def _inherit(cur: duckdb.DuckDBPyConnection, table: str, business: list[str]) ->
     for _ in range(256):  # bounded by trace depth; the bound only guards against parent cycles
         changed = cur.execute(
             f"UPDATE {table} AS c SET {assignments} FROM {table} AS p "
-            f"WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id AND ({gains})"
+            f"WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id AND c.reason = '' AND p.reason = '' "
+            f"AND ({gains})"
         ).fetchall()[0][0]
         if not changed:
             return
@@ -359,18 +388,22 @@ def land_chunk(writer: BatchWriter, config: TracesConfig, prefix: str) -> None:
         "links": ["attributes"],
         "rejects": ["raw"],
     }
+    sizes = dict(zip(text_columns, con.execute(
+        "SELECT " + ", ".join(f"(SELECT count(*) FROM {prefix}_{suffix})" for suffix in text_columns)
+    ).fetchone()))
     for suffix, columns in text_columns.items():
+        if not sizes[suffix]:
+            continue
         counts = con.execute(f"SELECT {redaction.count_sql(config.redaction, columns)} FROM {prefix}_{suffix}")
         names = [description[0] for description in counts.description]
         for name, count in zip(names, counts.fetchall()[0]):
             if count:
                 redacted[name] = redacted.get(name, 0) + int(count)
     for table, suffix in CHUNK_TABLES:
-        relation = con.table(f"{prefix}_{suffix}")
-        if relation.shape[0]:
-            writer.add(table, relation)
-    rejects = con.table(f"{prefix}_rejects")
-    if rejects.shape[0]:
-        writer.add_rejects(rejects)
+        if sizes[suffix]:
+            columns = ", ".join(SPAN_COLUMNS) if suffix == "spans" else "*"
+            writer.add(table, con.sql(f"SELECT {columns} FROM {prefix}_{suffix}"))
+    if sizes["rejects"]:
+        writer.add_rejects(con.table(f"{prefix}_rejects"))
     for suffix in ("spans", "events", "links", "rejects"):
         con.execute(f"DROP TABLE {prefix}_{suffix}")
