@@ -92,6 +92,11 @@ def _sidebar_filters(options: overview.FilterOptions) -> Filters:
             value = _remembered(name)
             if multi:
                 value = [v for v in (value or []) if v in choices[name]]
+            elif value is not None and options.first_day:
+                # a shared link may name a day the data no longer (or not yet) covers
+                value = min(max(value, options.first_day), options.last_day)
+            elif not options.first_day:
+                value = None
             st.session_state[widget_key] = value
     sidebar = st.sidebar
     sidebar.header("Filters")

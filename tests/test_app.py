@@ -83,3 +83,13 @@ def test_a_warehouse_held_by_another_process_is_explained(data_dir: Path, monkey
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_dates_in_a_link_outside_the_data_are_clamped(landed_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    app = run_page(landed_sample, monkeypatch, **{"from": "2020-01-01", "to": "2030-12-31"})
+    assert not app.exception
+    assert app.date_input(key="filter_start").value == dt.date(2026, 3, 2)
+    assert app.date_input(key="filter_end").value == dt.date(2026, 3, 4)
+    assert {metric.label: metric.value for metric in app.metric}["Business events"] == "12"
