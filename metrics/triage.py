@@ -144,7 +144,8 @@ def _factors(row: pd.Series, settings: TriageSettings) -> dict[str, tuple[float,
     weights = settings.rank
     items = row["items"] if isinstance(row["items"], str) else ""
     critical_item = next((p for p in settings.critical_items if re.search(p, items, re.IGNORECASE)), None)
-    facilities = list(row["facilities"]) if row["facilities"] is not None else []
+    # a group with no facility holds NULL, which pandas may hand over as None or as pd.NA
+    facilities = [] if row["facilities"] is None or row["facilities"] is pd.NA else list(row["facilities"])
     critical_facility = next((f for f in facilities if f in settings.critical_facilities), None)
     amount = float(row["amount"]) if pd.notna(row["amount"]) else 0.0
     age_days = (row["as_of"] - row["first_seen"]).total_seconds() / 86400
