@@ -176,11 +176,11 @@ REJECT_COLUMNS = "input VARCHAR, line BIGINT, byte_offset BIGINT, field VARCHAR,
 def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix: str, docs: str, input_name: str) -> None:
     """Turn the documents table ``docs`` into ``<prefix>_spans/_events/_links/_rejects`` (see module doc).
 
-    Four materialised steps, because list lambdas over freshly unnested rows are several times
-    slower in DuckDB than over a stored table: parse (one row a document), flatten (one row a
-    span, resource and scope columns computed once per resource / scope), span columns (one
-    projection from the flat rows), then events, links and rejects from the flat rows by
-    ``span_row``.
+    Two materialised steps, because list lambdas over freshly unnested rows are several times
+    slower in DuckDB than over a stored table: ``<prefix>_flat`` (parsed and unnested, one row
+    a span, resource and scope columns computed once per resource / scope), then the span columns
+    in one projection of it; events, links and span rejects come from the flat rows by
+    ``span_row``. Only documents that gave no span are parsed again, to say why.
     """
     p = prefix
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]

@@ -123,6 +123,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, config: RedactionConfig) -> N
 
     ``phi_scrub_raw`` is for text that did not parse (rejects): it redacts the values of denied
     keys where they appear in OTLP/JSON form (``"key": "...", "value": {...}``) and masks the rest.
+    ``phi_mask`` evaluates its argument more than once: give it a column, not a costly expression.
     """
     conditions = []
     if config.deny_keys:
