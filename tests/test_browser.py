@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def dashboard(landed_sample: Path) -> Iterator[str]:
-    """`r2p serve` on a free port over the landed sample; yields its base URL once healthy."""
+@contextmanager
+def served(data_dir: Path) -> Iterator[str]:
+    """`r2p serve` on a free port over a data directory; yields its base URL once healthy."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "r2p", "--data-dir", str(landed_sample), "serve", "--port", str(port)],
+        [sys.executable, "-m", "r2p", "--data-dir", str(data_dir), "serve", "--port", str(port)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -54,6 +55,13 @@ def dashboard(landed_sample: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture
+def dashboard(landed_sample: Path) -> Iterator[str]:
+    """The dashboard over the landed sample."""
+    with served(landed_sample) as base:
+        yield base
 
 
 @pytest.fixture
