@@ -7,14 +7,13 @@ pattern syntax), validated here with pydantic so a typo in a user file is one cl
 from __future__ import annotations
 
 import re
-import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from r2p.config import load_toml
 from r2p.errors import UserError
 from r2p.schema import Stage
 
@@ -98,16 +97,4 @@ class FlowConfig(BaseModel):
 
 def load_config(path: Path | None = None) -> FlowConfig:
     """The user's configuration file, or the defaults; a bad file is a UserError naming the fault."""
-    path = path or DEFAULT_CONFIG
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise UserError(f"cannot read backlog config {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"backlog config {path} is not valid TOML: {error}") from None
-    try:
-        return FlowConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"backlog config {path}: {where}: {first['msg']}") from None
+    return load_toml(FlowConfig, path or DEFAULT_CONFIG, "backlog config")

@@ -6,13 +6,12 @@ user file overrides it as that file's header explains.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.redaction import RedactionConfig
-from r2p.errors import UserError
+from r2p.config import read_toml, validated
 from r2p.schema import BUSINESS_COLUMNS
 
 DEFAULTS = Path(__file__).parent / "defaults" / "traces.toml"
@@ -71,18 +70,7 @@ def _merge(defaults: dict, user: dict) -> dict:
 
 def load_config(path: Path | None = None) -> TracesConfig:
     """The defaults, overridden by the TOML file at ``path`` when given."""
-    data = tomllib.loads(DEFAULTS.read_text())
+    data = read_toml(DEFAULTS, "traces config")
     if path is not None:
-        try:
-            user = tomllib.loads(Path(path).read_text())
-        except OSError as error:
-            raise UserError(f"cannot read config {path}: {error.strerror}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise UserError(f"config {path} is not valid TOML: {error}") from None
-        data = _merge(data, user)
-    try:
-        return TracesConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"config {path or DEFAULTS}: {where}: {first['msg']}") from None
+        data = _merge(data, read_toml(path, "traces config"))
+    return validated(TracesConfig, data, "traces config", path or DEFAULTS)
