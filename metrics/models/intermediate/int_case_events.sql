@@ -8,35 +8,39 @@
 -- stage_order: position of the stage in the flow of DOMAIN.md section 1 (1 = requisition, 11 = payment).
 -- is_manual: the source flagged the event as a manual step (attribute `manual` = true).
 -- approval_level: the approval level the event names: attribute `approval_level`, else `level N` in its attributes.
-with staged as (
-    select * from stg_transaction_events where stage is not null
-),
-
-po_requisitions as (
+with po_requisitions as (
     -- The requisition of each PO, from the events that carry both ids (one requisition per PO).
     select po_number, min(requisition_id) as po_requisition_id
-    from staged
-    where po_number is not null and requisition_id is not null
+    from stg_transaction_events
+    where stage is not null and po_number is not null and requisition_id is not null
     group by po_number
+),
+
+cased as (
+    -- Events naming a requisition are its case outright; only the others look up their PO (the events
+    -- are scanned twice rather than held in a CTE, and the lookup runs only where needed).
+    select requisition_id as case_id, *
+    from stg_transaction_events
+    where stage is not null and requisition_id is not null
+    union all
+    select
+        coalesce(po_requisitions.po_requisition_id, staged.po_number || coalesce('/' || staged.po_line, '')),
+        staged.*
+    from stg_transaction_events as staged
+    left join po_requisitions using (po_number)
+    where staged.stage is not null and staged.requisition_id is null and staged.po_number is not null
 )
 
 select
-    coalesce(
-        staged.requisition_id,
-        po_requisitions.po_requisition_id,
-        staged.po_number || coalesce('/' || staged.po_line, '')
-    ) as case_id,
-    staged.*,
+    *,
     list_position(
         ['requisition', 'approval', 'budget_check', 'po_creation', 'po_transmission', 'supplier_ack',
          'shipment', 'receipt', 'invoice', 'match', 'payment'],
-        staged.stage
+        stage
     ) as stage_order,
-    coalesce(lower(staged.attributes ->> 'manual') in ('true', '1', 'yes'), false) as is_manual,
+    coalesce(lower(attributes ->> 'manual') in ('true', '1', 'yes'), false) as is_manual,
     coalesce(
-        try_cast(staged.attributes ->> 'approval_level' as integer),
-        try_cast(regexp_extract(cast(staged.attributes as varchar), 'level (\d+)', 1) as integer)
+        try_cast(attributes ->> 'approval_level' as integer),
+        try_cast(regexp_extract(cast(attributes as varchar), 'level (\d+)', 1) as integer)
     ) as approval_level
-from staged
-left join po_requisitions on staged.requisition_id is null and po_requisitions.po_number = staged.po_number
-where coalesce(staged.requisition_id, staged.po_number) is not null
+from cased

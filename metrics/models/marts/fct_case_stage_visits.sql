@@ -1,5 +1,7 @@
 -- One row per visit of a case to a stage: a run of consecutive points of the case in the same stage.
--- Materialised (not a view) because the timeline, the stage durations and the approval waits all read it.
+-- Materialised (not a view) because the timeline, the stage durations and the approval waits all read it;
+-- the one sort of a case's points happens here (the next visit comes from the same window), so no later
+-- model sorts events again.
 -- Points are the case's business events (int_case_events) plus, for each stage where the case has
 -- spans (int_case_spans) but no event, the start of its first span there (events missing: spans fill in).
 -- Points are ordered by occurred_at, never recorded_at: an event delivered or exported late still
@@ -10,6 +12,8 @@
 -- entered_at: the first point of the visit. last_point_at: its last point.
 -- events: business events in the visit (0 when the visit comes from spans only). from_spans: it does.
 -- returned: events with outcome `returned` in the visit (an approver sent it back).
+-- next_stage, next_stage_order, next_entered_at: the stage, its flow position and the entry of the case's next
+--   visit (NULL: this is its last visit).
 with span_only_entries as (
     select case_id, stage, stage_order, min(start_time) as point_at
     from int_case_spans
@@ -32,7 +36,10 @@ points as (
 ordered as (
     select
         *,
-        lag(stage) over by_time is distinct from stage as starts_visit
+        lag(stage) over by_time is distinct from stage as starts_visit,
+        lead(stage) over by_time as next_point_stage,
+        lead(stage_order) over by_time as next_point_stage_order,
+        lead(point_at) over by_time as next_point_at
     from points
     window by_time as (partition by case_id order by point_at, stage_order nulls last, event_id nulls last)
 ),
@@ -56,6 +63,10 @@ select
     max(point_at) as last_point_at,
     count(event_id) as events,
     bool_and(from_spans) as from_spans,
-    count(*) filter (where outcome = 'returned') as returned
+    count(*) filter (where outcome = 'returned') as returned,
+    -- only the visit's last point is followed by a point of another stage
+    any_value(next_point_stage) filter (where next_point_stage <> stage) as next_stage,
+    any_value(next_point_stage_order) filter (where next_point_stage <> stage) as next_stage_order,
+    min(next_point_at) filter (where next_point_stage <> stage) as next_entered_at
 from numbered
 group by case_id, visit_index

@@ -33,52 +33,70 @@
 -- variant: the sequence of stage visits, `requisition > approval > ...` (repeats show rework).
 -- stages_from_spans: stages whose entry comes from spans because no event of that stage arrived.
 with visits as (
+    -- one pass over the case's visits: its span, path and first entry into each stage
     select
         case_id,
         min(entered_at) as first_event_at,
         max(last_point_at) as last_event_at,
         count(*) filter (where stage = 'approval') as approval_entries,
         string_agg(stage, ' > ' order by visit_index) as variant,
-        arg_max(stage, visit_index) as current_stage
+        arg_max(stage, visit_index) as current_stage,
+        min(entered_at) filter (where stage = 'requisition') as requisition_at,
+        min(entered_at) filter (where stage = 'approval') as approval_at,
+        min(entered_at) filter (where stage = 'budget_check') as budget_check_at,
+        min(entered_at) filter (where stage = 'po_creation') as po_creation_at,
+        min(entered_at) filter (where stage = 'po_transmission') as po_transmission_at,
+        min(entered_at) filter (where stage = 'supplier_ack') as supplier_ack_at,
+        min(entered_at) filter (where stage = 'shipment') as shipment_at,
+        min(entered_at) filter (where stage = 'receipt') as receipt_at,
+        min(entered_at) filter (where stage = 'invoice') as invoice_at,
+        min(entered_at) filter (where stage = 'match') as match_at,
+        min(entered_at) filter (where stage = 'payment') as payment_at,
+        -- a span-only stage has one visit, from spans
+        list(stage order by stage_order) filter (where from_spans) as stages_from_spans
     from fct_case_stage_visits
     group by case_id
 ),
 
 entries as (
+    -- a stage's cycle time ends at the first entry into any later stage (least skips those not entered)
     select
-        case_id,
-        max(entered_at) filter (where stage = 'requisition') as requisition_at,
-        max(entered_at) filter (where stage = 'approval') as approval_at,
-        max(entered_at) filter (where stage = 'budget_check') as budget_check_at,
-        max(entered_at) filter (where stage = 'po_creation') as po_creation_at,
-        max(entered_at) filter (where stage = 'po_transmission') as po_transmission_at,
-        max(entered_at) filter (where stage = 'supplier_ack') as supplier_ack_at,
-        max(entered_at) filter (where stage = 'shipment') as shipment_at,
-        max(entered_at) filter (where stage = 'receipt') as receipt_at,
-        max(entered_at) filter (where stage = 'invoice') as invoice_at,
-        max(entered_at) filter (where stage = 'match') as match_at,
-        max(entered_at) filter (where stage = 'payment') as payment_at,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'requisition') as requisition_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'approval') as approval_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'budget_check') as budget_check_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'po_creation') as po_creation_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'po_transmission') as po_transmission_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'supplier_ack') as supplier_ack_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'shipment') as shipment_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'receipt') as receipt_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'invoice') as invoice_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'match') as match_s,
-        max(epoch(next_entered_at - entered_at)) filter (where stage = 'payment') as payment_s,
-        list(stage order by stage_order) filter (where from_spans) as stages_from_spans
-    from int_case_stage_entries
-    group by case_id
+        *,
+        epoch(least(
+            approval_at, budget_check_at, po_creation_at, po_transmission_at, supplier_ack_at,
+            shipment_at, receipt_at, invoice_at, match_at, payment_at
+        ) - requisition_at) as requisition_s,
+        epoch(least(
+            budget_check_at, po_creation_at, po_transmission_at, supplier_ack_at, shipment_at,
+            receipt_at, invoice_at, match_at, payment_at
+        ) - approval_at) as approval_s,
+        epoch(least(
+            po_creation_at, po_transmission_at, supplier_ack_at, shipment_at, receipt_at,
+            invoice_at, match_at, payment_at
+        ) - budget_check_at) as budget_check_s,
+        epoch(least(
+            po_transmission_at, supplier_ack_at, shipment_at, receipt_at, invoice_at,
+            match_at, payment_at
+        ) - po_creation_at) as po_creation_s,
+        epoch(least(
+            supplier_ack_at, shipment_at, receipt_at, invoice_at, match_at,
+            payment_at
+        ) - po_transmission_at) as po_transmission_s,
+        epoch(least(shipment_at, receipt_at, invoice_at, match_at, payment_at) - supplier_ack_at) as supplier_ack_s,
+        epoch(least(receipt_at, invoice_at, match_at, payment_at) - shipment_at) as shipment_s,
+        epoch(least(invoice_at, match_at, payment_at) - receipt_at) as receipt_s,
+        epoch(least(match_at, payment_at) - invoice_at) as invoice_s,
+        epoch(least(payment_at) - match_at) as match_s,
+        null::double as payment_s
+    from visits
 ),
 
 events as (
     select
         case_id,
         min(requisition_id) as requisition_id,
-        list_sort(list(distinct po_number) filter (where po_number is not null)) as po_numbers,
+        -- list_distinct, not a DISTINCT aggregate: that would make DuckDB hold every event for a second pass
+        list_sort(list_distinct(list(po_number))) as po_numbers,
         arg_min(facility_id, occurred_at) filter (where facility_id is not null) as facility_id,
         arg_min(supplier_id, occurred_at) filter (where supplier_id is not null) as supplier_id,
         arg_min(department, occurred_at) filter (where department is not null) as department,
@@ -93,7 +111,7 @@ events as (
             arg_max(currency, occurred_at) filter (where amount is not null)
         ) as currency,
         count(*) as events,
-        list_sort(list(distinct system)) as systems,
+        list_sort(list_distinct(list(system))) as systems,
         arg_max(outcome, occurred_at) as last_outcome,
         bool_or(outcome = 'rejected') as has_rejection,
         bool_or(outcome = 'cancelled') as has_cancellation,
@@ -120,7 +138,7 @@ spans as (
 )
 
 select
-    visits.case_id,
+    entries.case_id,
     events.requisition_id,
     coalesce(events.po_numbers, []) as po_numbers,
     coalesce(events.facility_id, spans.facility_id) as facility_id,
@@ -130,11 +148,11 @@ select
     events.category,
     events.value,
     events.currency,
-    visits.first_event_at,
-    visits.last_event_at,
-    epoch(visits.last_event_at - visits.first_event_at) as end_to_end_s,
-    cast(visits.first_event_at as date) as day,
-    cast(date_trunc('week', visits.first_event_at) as date) as week,
+    entries.first_event_at,
+    entries.last_event_at,
+    epoch(entries.last_event_at - entries.first_event_at) as end_to_end_s,
+    cast(entries.first_event_at as date) as day,
+    cast(date_trunc('week', entries.first_event_at) as date) as week,
     coalesce(events.events, 0) as events,
     coalesce(events.systems, []) as systems,
     case
@@ -143,7 +161,7 @@ select
         when events.paid_at is not null then 'paid'
         else 'open'
     end as status,
-    visits.current_stage,
+    entries.current_stage,
     events.last_outcome,
     entries.requisition_at,
     entries.approval_at,
@@ -174,18 +192,17 @@ select
     epoch(entries.receipt_at - entries.po_creation_at) as po_to_receipt_s,
     epoch(events.matched_at - entries.receipt_at) as receipt_to_match_s,
     epoch(events.paid_at - entries.invoice_at) as invoice_to_payment_s,
-    visits.approval_entries,
+    entries.approval_entries,
     coalesce(events.returned, 0) as returned,
     coalesce(events.manual_steps, 0) as manual_steps,
     coalesce(events.failed_events, 0) + coalesce(spans.error_spans, 0) as exceptions,
     events.paid_at is not null and not coalesce(events.has_rejection or events.has_cancellation, false) as is_paid,
     case when is_paid then events.paid_at <= coalesce(events.stated_due_at, entries.invoice_at + interval 30 days) end as paid_on_time,
-    is_paid and exceptions = 0 and returned = 0 and visits.approval_entries <= 1 and manual_steps = 0 as is_touchless,
+    is_paid and exceptions = 0 and returned = 0 and entries.approval_entries <= 1 and manual_steps = 0 as is_touchless,
     events.first_match_outcome = 'succeeded' as first_pass_match,
     exceptions > 0 as touched_by_exception,
-    visits.variant,
+    entries.variant,
     coalesce(entries.stages_from_spans, []) as stages_from_spans
-from visits
-join entries using (case_id)
+from entries
 left join events using (case_id)
 left join spans using (case_id)

@@ -8,34 +8,20 @@
 --   systems shifts it by the skew).
 -- is_rework: to_stage comes earlier in the flow than from_stage (sent back).
 -- facility_id, supplier_id, priority, day, week: the case's (fct_requisition_timeline), for filtering.
-with transitions as (
-    select
-        case_id,
-        visit_index as transition_index,
-        stage as from_stage,
-        stage_order as from_stage_order,
-        lead(stage) over by_visit as to_stage,
-        lead(stage_order) over by_visit as to_stage_order,
-        entered_at as from_entered_at,
-        lead(entered_at) over by_visit as to_entered_at
-    from fct_case_stage_visits
-    window by_visit as (partition by case_id order by visit_index)
-)
-
 select
-    transitions.case_id,
-    transition_index,
-    from_stage,
-    to_stage,
-    from_entered_at,
-    to_entered_at,
-    epoch(to_entered_at - from_entered_at) as duration_s,
-    coalesce(to_stage_order < from_stage_order, false) as is_rework,
+    visits.case_id,
+    visits.visit_index as transition_index,
+    visits.stage as from_stage,
+    visits.next_stage as to_stage,
+    visits.entered_at as from_entered_at,
+    visits.next_entered_at as to_entered_at,
+    epoch(visits.next_entered_at - visits.entered_at) as duration_s,
+    coalesce(visits.next_stage_order < visits.stage_order, false) as is_rework,
     timeline.facility_id,
     timeline.supplier_id,
     timeline.priority,
     timeline.day,
     timeline.week
-from transitions
+from fct_case_stage_visits as visits
 join fct_requisition_timeline as timeline using (case_id)
-where to_stage is not null
+where visits.next_stage is not null
