@@ -12,6 +12,8 @@ re-approved, 6 % stopping in approval (open), priorities 5 / 20 / 75 %, 5 facili
   calls them, warm; the median of ``runs`` runs of the whole set, in milliseconds.
 
 ``PAGES`` maps a page to the functions it runs; other issues' pages may add their own entries.
+The integration pages of issue 8 and ``trace_lookup_ms`` are timed by bench.pages_integration.extend
+over ``spans`` spans (default 10 M) added to the same warehouse after these timings.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench import pages_integration
 from metrics import build, cycle_times, executive, overview, requisition, stalls
 from metrics.filters import Filters
 from r2p import schema
@@ -187,7 +190,7 @@ def time_pages(con: duckdb.DuckDBPyConnection, pages: dict[str, list[Callable[[]
     return result
 
 
-def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5") -> dict:
+def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5", spans: str = "10000000") -> dict:
     """Build time at ``build_events`` events, page timings at ``events`` events."""
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
@@ -209,5 +212,8 @@ def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5"
         figures["page_ms"] = time_pages(con, page_calls(con, case_id, moment), int(runs))
         for page, ms in figures["page_ms"].items():
             print(f"{page}: {ms} ms (median of {runs}, warm) over {figures['events']:,} events, {figures['cases']:,} cases")
+        # Issue 8's pages (Integration health, Sync drift, Trace) and trace_lookup_ms, over `spans` spans added
+        # to this warehouse: see bench/pages_integration.py.
+        figures.update(pages_integration.extend(con, int(spans), int(runs)))
         con.close()
     return figures
