@@ -5,7 +5,8 @@
 -- Points are the case's business events (int_case_events) plus, for each stage where the case has
 -- spans (int_case_spans) but no event, the start of its first span there (events missing: spans fill in).
 -- Points are ordered by occurred_at, never recorded_at: an event delivered or exported late still
--- sits where it happened; ties go in flow order, then by event id. A clock a few minutes off can put
+-- sits where it happened; ties go in flow order (points of one stage at one moment are one visit
+-- whatever their order, so nothing finer is needed), then by stage code. A clock a few minutes off can put
 -- a point before the one that caused it; the order is kept as measured; durations keep the skew.
 -- case_id: the case (int_case_events). visit_index: 1, 2, ... in time order.
 -- stage, stage_order: the stage visited and its flow position (NULL for a stage code outside DOMAIN.md).
@@ -26,10 +27,11 @@ with span_only_entries as (
 ),
 
 points as (
-    select case_id, occurred_at as point_at, stage, stage_order, event_id, outcome, false as from_spans
+    -- narrow rows: the two sorts below carry every column
+    select case_id, occurred_at as point_at, stage, stage_order, outcome = 'returned' as is_returned, false as from_spans
     from int_case_events
     union all
-    select case_id, point_at, stage, stage_order, null, null, true
+    select case_id, point_at, stage, stage_order, false, true
     from span_only_entries
 ),
 
@@ -41,14 +43,14 @@ ordered as (
         lead(stage_order) over by_time as next_point_stage_order,
         lead(point_at) over by_time as next_point_at
     from points
-    window by_time as (partition by case_id order by point_at, stage_order nulls last, event_id nulls last)
+    window by_time as (partition by case_id order by point_at, stage_order nulls last, stage)
 ),
 
 numbered as (
     select
         *,
         sum(starts_visit::integer) over (
-            partition by case_id order by point_at, stage_order nulls last, event_id nulls last
+            partition by case_id order by point_at, stage_order nulls last, stage
             rows between unbounded preceding and current row
         )::bigint as visit_index
     from ordered
@@ -61,9 +63,9 @@ select
     any_value(stage_order) as stage_order,
     min(point_at) as entered_at,
     max(point_at) as last_point_at,
-    count(event_id) as events,
+    count(*) filter (where not from_spans) as events,
     bool_and(from_spans) as from_spans,
-    count(*) filter (where outcome = 'returned') as returned,
+    count(*) filter (where is_returned) as returned,
     -- only the visit's last point is followed by a point of another stage
     any_value(next_point_stage) filter (where next_point_stage <> stage) as next_stage,
     any_value(next_point_stage_order) filter (where next_point_stage <> stage) as next_stage_order,
