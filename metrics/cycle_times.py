@@ -80,6 +80,14 @@ def case_where(filters: Filters, dimensions: dict[str, list[str]] | None = None)
     return " AND ".join(clauses), params
 
 
+def week_of(moment: str) -> str:
+    """SQL: the ISO week (its Monday, a DATE) of a UTC timestamp expression, by arithmetic on epoch seconds.
+
+    The warehouse keeps UTC; ICU's time-zone-aware ``date_trunc`` costs several times more per row, and the
+    weekly queries truncate every case of the slice."""
+    return f"(DATE '1970-01-05' + 7 * floor((epoch({moment}) - 345600) / 604800)::INTEGER)"
+
+
 def _measure(name: str) -> Measure:
     if name not in MEASURES:
         raise ValueError(f"unknown measure {name!r}; one of {', '.join(MEASURES)}")
@@ -95,20 +103,18 @@ def summary(con: duckdb.DuckDBPyConnection, filters: Filters, measures: tuple[st
             dimensions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per measure: measure, label, definition, cases, p50_s, p90_s."""
     where, params = case_where(filters, dimensions)
-    parts = []
+    # one scan of the slice, every measure an aggregate with its own FILTER
+    aggregates = []
     for name in measures:
-        measure = _measure(name)
-        parts.append(
-            f"""SELECT '{name}' AS measure, count({measure.seconds}) AS cases,
-                   quantile_cont({measure.seconds}, 0.5) AS p50_s, quantile_cont({measure.seconds}, 0.9) AS p90_s
-                FROM filtered WHERE {_condition(name)}"""
-        )
-    frame = con.execute(
-        f"WITH filtered AS (SELECT * FROM {TIMELINE} WHERE {where}) {' UNION ALL '.join(parts)}", params
-    ).df()
-    frame.insert(1, "label", [MEASURES[name].label for name in frame["measure"]])
-    frame.insert(2, "definition", [MEASURES[name].definition for name in frame["measure"]])
-    return frame.set_index("measure").loc[list(measures)].reset_index()
+        measure, condition = _measure(name), _condition(name)
+        aggregates.append(f"count({measure.seconds}) FILTER (WHERE {condition})")
+        aggregates.append(f"quantile_cont({measure.seconds}, [0.5, 0.9]) FILTER (WHERE {condition})")
+    row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TIMELINE} WHERE {where}", params).fetchone()
+    return pd.DataFrame(
+        [(name, MEASURES[name].label, MEASURES[name].definition, cases, *(quantiles or (None, None)))
+         for name, cases, quantiles in zip(measures, row[0::2], row[1::2])],
+        columns=["measure", "label", "definition", "cases", "p50_s", "p90_s"],
+    ).astype({"cases": "int64", "p50_s": "float64", "p90_s": "float64"})
 
 
 def by_dimension(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str, dimension: str,
@@ -118,7 +124,7 @@ def by_dimension(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str,
         raise ValueError(f"cannot break cycle times down by {dimension}")
     spec = _measure(measure)
     where, params = case_where(filters, dimensions)
-    key = f"CAST(date_trunc('week', {spec.ended_at}) AS DATE)" if dimension == "week" else dimension
+    key = week_of(spec.ended_at) if dimension == "week" else dimension
     return con.execute(
         f"""
         SELECT {key} AS {dimension}, count(*) AS cases,
@@ -137,7 +143,7 @@ def weekly(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str, by: s
     median from the previous week with data: previous_p50_s, previous_cases, p50_change_s, p50_change_pct."""
     spec = _measure(measure)
     where, params = case_where(filters, dimensions)
-    group = [f"CAST(date_trunc('week', {spec.ended_at}) AS DATE) AS week"]
+    group = [f"{week_of(spec.ended_at)} AS week"]
     if by is not None:
         if by not in DIMENSIONS or by == "week":
             raise ValueError(f"cannot split weekly cycle times by {by}")
@@ -171,21 +177,13 @@ def stage_breakdown(con: duckdb.DuckDBPyConnection, filters: Filters,
     stage, cases, p10_s, p25_s, p50_s, p75_s, p90_s of its cycle time (the box of a box plot)."""
     where, params = case_where(filters, dimensions)
     stages = [stage for stage in STAGES if not filters.stages or stage in filters.stages]
-    parts = [
-        f"""SELECT '{stage}' AS stage, {position} AS position, count({stage}_s) AS cases,
-               quantile_cont({stage}_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q
-            FROM filtered"""
-        for position, stage in enumerate(stages)
-    ]
-    frame = con.execute(
-        f"""
-        WITH filtered AS (SELECT * FROM {TIMELINE} WHERE {where})
-        SELECT stage, cases, q[1] AS p10_s, q[2] AS p25_s, q[3] AS p50_s, q[4] AS p75_s, q[5] AS p90_s
-        FROM ({' UNION ALL '.join(parts)}) WHERE cases > 0 ORDER BY position
-        """,
-        params,
-    ).df()
-    return frame
+    # one scan of the slice, a count and the five quantiles per stage
+    aggregates = [f"count({stage}_s), quantile_cont({stage}_s, [0.1, 0.25, 0.5, 0.75, 0.9])" for stage in stages]
+    row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TIMELINE} WHERE {where}", params).fetchone()
+    return pd.DataFrame(
+        [(stage, cases, *quantiles) for stage, cases, quantiles in zip(stages, row[0::2], row[1::2]) if cases],
+        columns=["stage", "cases", "p10_s", "p25_s", "p50_s", "p75_s", "p90_s"],
+    ).astype({"cases": "int64", **{column: "float64" for column in ("p10_s", "p25_s", "p50_s", "p75_s", "p90_s")}})
 
 
 def between(con: duckdb.DuckDBPyConnection, filters: Filters, from_stage: str, to_stage: str,
@@ -199,7 +197,7 @@ def between(con: duckdb.DuckDBPyConnection, filters: Filters, from_stage: str, t
         raise ValueError(f"cannot break cycle times down by {dimension}")
     where, params = case_where(filters, dimensions)
     seconds = f"epoch({to_stage}_at - {from_stage}_at)"
-    key = f"CAST(date_trunc('week', {to_stage}_at) AS DATE)" if dimension == "week" else dimension
+    key = week_of(f"{to_stage}_at") if dimension == "week" else dimension
     select, group = (f"{key} AS {dimension}, ", "GROUP BY 1 ORDER BY 1 NULLS LAST") if dimension else ("", "")
     return con.execute(
         f"""
