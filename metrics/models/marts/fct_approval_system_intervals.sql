@@ -18,13 +18,20 @@ retries as (
     from case_spans
 ),
 
+failing_case_events as (
+    -- the events of cases with a failed call only: the as-of join below sorts what it is given
+    select case_id, occurred_at
+    from int_case_events
+    where case_id in (select case_id from retries where is_error)
+),
+
 failures as (
     select
         retries.case_id,
         retries.start_time as started_at,
         coalesce(retries.retried_at, next_event.occurred_at, 'infinity'::timestamptz) as ended_at
     from retries
-    asof left join int_case_events as next_event
+    asof left join failing_case_events as next_event
         on next_event.case_id = retries.case_id and next_event.occurred_at >= retries.end_time
     where retries.is_error
 ),
