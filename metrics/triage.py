@@ -62,9 +62,12 @@ class RankWeights(BaseModel):
     regressed: float = Field(ge=0)
     trend: float = Field(ge=0)
     age: float = Field(ge=0)
+    slo_burn: float = Field(ge=0)
+    acute: float = Field(ge=0)
     value_scale: float = Field(gt=0)
     volume_scale: float = Field(gt=0)
     age_scale_days: float = Field(gt=0)
+    acute_days: float = Field(gt=0)
 
 
 class TriageSettings(BaseModel):
@@ -149,8 +152,10 @@ def _factors(row: pd.Series, settings: TriageSettings) -> dict[str, tuple[float,
     critical_facility = next((f for f in facilities if f in settings.critical_facilities), None)
     amount = float(row["amount"]) if pd.notna(row["amount"]) else 0.0
     age_days = (row["as_of"] - row["first_seen"]).total_seconds() / 86400
+    span_days = (row["last_seen"] - row["first_seen"]).total_seconds() / 86400
     stat = 1.0 if row["stat_occurrences"] else 0.5 if row["urgent_occurrences"] else 0.0
     total = row.get("facilities_total") or 0
+    burning = [] if row["burning_flows"] is None or row["burning_flows"] is pd.NA else list(row["burning_flows"])
     return {
         "stat": (stat, f"{row['stat_occurrences']} on stat requisitions" if row["stat_occurrences"]
                  else f"{row['urgent_occurrences']} on urgent requisitions"),
@@ -164,12 +169,15 @@ def _factors(row: pd.Series, settings: TriageSettings) -> dict[str, tuple[float,
         "trend": (1.0 if row["occurrences_24h"] > row["occurrences_prior_24h"] else 0.0,
                   f"rising: {row['occurrences_24h']} in the last 24 h vs {row['occurrences_prior_24h']}"),
         "age": (_capped(age_days / weights.age_scale_days), f"open {age_days:.1f} days"),
+        "slo_burn": (1.0 if burning else 0.0, f"SLO of {', '.join(burning)} burning while it occurred"),
+        "acute": (1.0 if span_days <= weights.acute_days else 0.0, f"acute: all within {span_days * 24:.0f} h"),
     }
 
 
 def rank(frame: pd.DataFrame, settings: TriageSettings) -> pd.DataFrame:
     """Score and explain groups (rows of fct_exception_groups with ``facilities_total``), highest risk first."""
-    names = ("stat", "critical_item", "critical_facility", "value", "volume", "breadth", "regressed", "trend", "age")
+    names = ("stat", "critical_item", "critical_facility", "value", "volume", "breadth", "regressed", "trend", "age",
+             "slo_burn", "acute")
     if frame.empty:
         for name in names:
             frame[f"points_{name}"] = pd.Series(dtype=float)

@@ -83,6 +83,29 @@ def decision_form(key: str, rows: list[dict]) -> None:
             st.rerun()
 
 
+def spike_window(group: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The spike the user picked between the group's first and last occurrence (whole hours, UTC), kept in
+    the URL as ``spike=<start>/<end>``; (None, None) for all of the group's occurrences."""
+    first = group["first_seen"].to_pydatetime().replace(minute=0, second=0, microsecond=0)
+    last = group["last_seen"].to_pydatetime().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    if last - first <= dt.timedelta(hours=1):
+        return None, None
+    chosen = (first, last)
+    if "/" in st.query_params.get("spike", ""):
+        try:
+            start, end = (dt.datetime.fromisoformat(part) for part in st.query_params["spike"].split("/", 1))
+            chosen = (max(first, min(start, last)), min(last, max(end, first)))
+        except ValueError:  # a hand-edited link: fall back to the whole span
+            pass
+    start, end = st.slider("Spike window (UTC)", min_value=first, max_value=last, value=chosen,
+                           step=dt.timedelta(hours=1), format="YYYY-MM-DD HH:mm", key=f"spike_{group['fingerprint']}")
+    if (start, end) == (first, last):
+        st.query_params.pop("spike", None)
+        return None, None
+    st.query_params["spike"] = f"{start.isoformat()}/{end.isoformat()}"
+    return start, end
+
+
 who_name = who()
 # A decision is based on the version its author saw: the one the previous run showed, not one
 # re-read while the submit reruns this script (that would hide a concurrent change).
@@ -134,7 +157,10 @@ with st.expander("How the queue is ranked"):
         f"(up to +{weights.value:g} at {weights.value_scale:,.0f}, log scale), the **occurrences** (up to "
         f"+{weights.volume:g} at {weights.volume_scale:,.0f}, log scale), the share of **facilities** touched "
         f"(+{weights.breadth:g}), **reopened** after a resolve or ignore (+{weights.regressed:g}), **rising** over "
-        f"the last 24 h (+{weights.trend:g}) and **age** (up to +{weights.age:g} at {weights.age_scale_days:g} days). "
+        f"the last 24 h (+{weights.trend:g}), **age** (up to +{weights.age:g} at {weights.age_scale_days:g} days), "
+        f"the **SLO of its flow burning** (a fast or slow burn alert of `r2p check`) in an hour it occurred "
+        f"(+{weights.slo_burn:g}) and **acute**: every occurrence within {weights.acute_days:g} days of the first, "
+        f"an incident rather than chronic background (+{weights.acute:g}). "
         "Each row's *Why this rank* lists its points. Weights: metrics/defaults/triage.toml."
     )
 exports = st.columns(4)
@@ -206,9 +232,11 @@ if group is not None:
             if Path(TRACE_PAGE).exists():
                 st.page_link(TRACE_PAGE, label="Open in the trace view", query_params={"trace": trace_id})
     with changed_tab:
-        st.caption("Values over-represented in this group's occurrences against every other occurrence in the "
-                   "filters (lift = share here / share there). Select a row to filter the queue by it.")
-        changed = queries.what_changed(page.con, fingerprint, page.filters)
+        st.caption("Values over-represented in this group's occurrences (within the spike window when one is "
+                   "picked) against every other occurrence in the filters (lift = share here / share there). "
+                   "Select a row to filter the queue by it.")
+        spike = spike_window(group)
+        changed = queries.what_changed(page.con, fingerprint, page.filters, *spike)
         picked = st.dataframe(changed, key="what_changed", on_select="rerun", selection_mode="single-row",
                               hide_index=True, column_config={"lift": st.column_config.NumberColumn(format="%.1f"),
                                                               "share": st.column_config.NumberColumn(format="percent"),

@@ -127,11 +127,11 @@ def test_simulator_messages_and_ids_numbers_times_guids_are_masked(data_dir: Pat
 
 def test_messages_differing_only_in_ids_share_a_group_and_codes_split_it(data_dir: Path) -> None:
     spans = [
-        failed_span(0, "ORA-00060: deadlock detected while posting PO-000101", service="legacy-erp-adapter",
+        failed_span(0, "ORA-00060: deadlock detected while posting PO-000101", service="legacy-erp",
                     error_type="SoapFaultException"),
-        failed_span(1, "ORA-00060: deadlock detected while posting PO-000977", service="legacy-erp-adapter",
+        failed_span(1, "ORA-00060: deadlock detected while posting PO-000977", service="legacy-erp",
                     error_type="SoapFaultException"),
-        failed_span(2, "ORA-00001: unique constraint violated while posting PO-000101", service="legacy-erp-adapter",
+        failed_span(2, "ORA-00001: unique constraint violated while posting PO-000101", service="legacy-erp",
                     error_type="SoapFaultException"),
     ]
     land_records(data_dir, {"spans": spans})
@@ -140,9 +140,18 @@ def test_messages_differing_only_in_ids_share_a_group_and_codes_split_it(data_di
     assert first[:2] == ("<id>: deadlock detected while posting <id>", "ORA-00060")
     assert first[2] == second[2] != third[2]
     assert third[1] == "ORA-00001"
-    key = ("system=legacy-erp-adapter | stage=po_creation | error_type=SoapFaultException | error_codes=ORA-00060 | "
+    key = ("system=legacy-erp | stage=po_creation | error_type=SoapFaultException | error_codes=ORA-00060 | "
            "message=<id>: deadlock detected while posting <id>")
     assert first[2] == hashlib.sha256(f"default\n{key}".encode()).hexdigest()[:16]
+    # behind a middleware adapter the operation (stage) no longer splits them: one group per error type and code
+    adapter = [failed_span(10 + n, "ORA-00060: deadlock detected", service="legacy-erp-adapter",
+                           error_type="SoapFaultException", stage=stage, http=500)
+               for n, stage in enumerate(("po_creation", "receipt"))]
+    land_records(data_dir, {"spans": adapter}, name="adapter")
+    found = occurrences(data_dir)
+    adapter_key = "system=legacy-erp-adapter | error_type=SoapFaultException | error_codes=ORA-00060"
+    assert {found[f"{s.trace_id}:{s.span_id}"][2] for s in adapter} == {
+        hashlib.sha256(f"adapter-faults-per-error-type\n{adapter_key}".encode()).hexdigest()[:16]}
 
 
 def test_grouping_rules_merge_erp_5xx_per_endpoint_and_split_edi_rejections_per_supplier(data_dir: Path) -> None:
@@ -172,9 +181,9 @@ def test_grouping_rules_merge_erp_5xx_per_endpoint_and_split_edi_rejections_per_
         warehouse.close()
     assert groups == [
         ("edi-rejections-per-supplier",
-         "source=edi_rejection | stage=supplier_ack | supplier_id=S03 | error_type=item discontinued", 2),
+         "source=edi_rejection | stage=supplier_ack | supplier_id=S03 | error_type=EDI_855_REJECTED", 2),
         ("edi-rejections-per-supplier",
-         "source=edi_rejection | stage=supplier_ack | supplier_id=S11 | error_type=item discontinued", 1),
+         "source=edi_rejection | stage=supplier_ack | supplier_id=S11 | error_type=EDI_855_REJECTED", 1),
         ("erp-5xx-per-endpoint", "system=erp-api | endpoint=GET /api/v1/suppliers | http_status_class=5xx", 1),
         ("erp-5xx-per-endpoint", "system=erp-api | endpoint=POST /api/v1/purchase-orders | http_status_class=5xx", 2),
         ("default", "system=wms-north | stage=po_creation | error_type=HTTP 503 | error_codes= | "

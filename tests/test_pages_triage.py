@@ -15,7 +15,7 @@ from samples import land_records
 from test_triage import DEADLOCK, T0, deadlock_span, receipt_failure, stat_requisition
 
 REPO = Path(__file__).resolve().parents[1]
-PAGE = str(REPO / "pages" / "8_Triage.py")
+PAGE = "pages/8_Triage.py"
 
 
 @pytest.fixture
@@ -29,7 +29,9 @@ def triage_data(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def session(name: str, **query: str) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=60)
+    # the page runs under the app's entry point, so its link to the trace page resolves as when served
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    app.switch_page(PAGE)
     for key, value in query.items():
         app.query_params[key] = value
     app.session_state["triage_user"] = name
@@ -90,3 +92,20 @@ def test_two_sessions_deciding_at_once_keep_both_decisions(triage_data: Path) ->
     history = next(frame.value for frame in carol.dataframe if "concurrent" in frame.value.columns)
     assert list(zip(history["changed_by"], history["status"], history["concurrent"])) == [
         ("bob", "resolved", True), ("alice", "acknowledged", False)]
+
+
+def test_what_changed_compares_a_picked_spike_window_and_keeps_it_in_the_link(triage_data: Path) -> None:
+    app = session("alice", group=DEADLOCK)
+    assert not app.exception
+    whole = app.dataframe(key="what_changed").value
+    # both deadlocks (09:00 and 10:00) against the three receipt failures
+    assert whole.set_index(["dimension", "value"]).loc[("facility_id", "EAST-LEGACY"), "count"] == 2
+    slider = app.slider(key=f"spike_{DEADLOCK}")
+    # whole hours around the group's first and last occurrence (AppTest reports them in epoch microseconds)
+    assert (slider.min, slider.max) == (T0.timestamp() * 1e6, (T0 + dt.timedelta(hours=2)).timestamp() * 1e6)
+    app = slider.set_value((T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2))).run()
+    assert not app.exception
+    assert app.query_params["spike"] == "2026-03-02T10:00:00+00:00/2026-03-02T11:00:00+00:00"
+    spike = app.dataframe(key="what_changed").value.set_index(["dimension", "value"])
+    # the 10:00 deadlock alone; the 09:00 one is now baseline beside the receipt failures
+    assert spike.loc[("facility_id", "EAST-LEGACY"), ["count", "baseline_count"]].tolist() == [1, 1]

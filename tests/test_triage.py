@@ -26,9 +26,8 @@ from samples import land_records
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-DEADLOCK_KEY = ("system=legacy-erp-adapter | stage=po_creation | error_type=SoapFaultException | "
-                "error_codes=ORA-00060 | message=<id>: deadlock detected while posting <id>")
-DEADLOCK = hashlib.sha256(f"default\n{DEADLOCK_KEY}".encode()).hexdigest()[:16]
+DEADLOCK_KEY = "system=legacy-erp-adapter | error_type=SoapFaultException | error_codes=ORA-00060"
+DEADLOCK = hashlib.sha256(f"adapter-faults-per-error-type\n{DEADLOCK_KEY}".encode()).hexdigest()[:16]
 
 
 def deadlock_span(n: int, at: dt.datetime, requisition: str = "REQ-000001") -> schema.Span:
@@ -96,8 +95,10 @@ def test_stat_implant_group_ranks_above_the_bigger_routine_one_and_says_why(ware
     top = ranked.iloc[0]
     assert (top["occurrences"], top["status"]) == (2, "new")
     # stat 40; implant 25; value log10(4201)/log10(100001) * 15 = 10.9; volume log10(3)/log10(1001) * 10 = 1.6;
-    # breadth 1 of 2 facilities * 10 = 5; trend: last 24 h 2 vs 0 before -> 10; age 1 h / 14 d * 5 = 0.
-    assert top["risk"] == pytest.approx(40 + 25 + 10.9 + 1.6 + 5 + 10 + 0.0)
+    # breadth 1 of 2 facilities * 10 = 5; trend: last 24 h 2 vs 0 before -> 10; age 1 h / 14 d * 5 = 0;
+    # acute: both within 1 h -> 20; no flow, so no SLO burn.
+    assert top["risk"] == pytest.approx(40 + 25 + 10.9 + 1.6 + 5 + 10 + 0.0 + 20)
+    assert (top["points_acute"], top["points_slo_burn"]) == (20, 0)
     assert top["risk_reasons"].startswith("2 on stat requisitions (+40) · critical items (implant) (+25)")
     assert top["runbook"] == "https://runbooks.example.org/r2p/legacy-erp-adapter"
     routine = ranked.iloc[1]

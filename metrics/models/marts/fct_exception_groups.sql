@@ -2,7 +2,11 @@
 -- triage state (DOMAIN.md section 3). Occurrences are fct_exception_occurrences'; the state is the
 -- latest row of fct_triage_history, reopened by the occurrences that came after it.
 -- fingerprint: the group's id. grouping_rule, group_key: the rule and the `dimension=value` key behind it.
--- source, system, interface, stage, error_type, error_codes, endpoint, masked_message: of its latest occurrence.
+-- source, system, interface, target_system, flow, stage, error_type, error_codes, endpoint, masked_message:
+--   of its latest occurrence.
+-- flows: the integration flows of its occurrences (sorted).
+-- burning_flows: those of its flows whose SLO burned (an slo_burn occurrence, fct_exception_occurrences) in a
+--   UTC hour in which the group occurred: the flow it hurts was burning its error budget meanwhile.
 -- sample_message: the raw message of its latest occurrence.
 -- first_seen, last_seen: its first and latest occurrence. occurrences: how many.
 -- occurrences_24h, occurrences_prior_24h: in the 24 h up to as_of, and the 24 h before those.
@@ -72,6 +76,19 @@ objects as (
     group by all
 ),
 
+burning_hours as (
+    select distinct flow, date_trunc('hour', occurred_at) as hour
+    from occurrences
+    where source = 'slo_burn'
+),
+
+burning as (
+    select fingerprint, list_sort(list(distinct o.flow)) as burning_flows
+    from occurrences o
+    join burning_hours b on b.flow = o.flow and b.hour = date_trunc('hour', o.occurred_at)
+    group by fingerprint
+),
+
 object_totals as (
     select fingerprint, count(*) as objects, sum(amount) as amount
     from objects
@@ -86,6 +103,9 @@ summary as (
         arg_max(source, occurred_at) as source,
         arg_max(system, occurred_at) as system,
         arg_max(interface, occurred_at) as interface,
+        arg_max(target_system, occurred_at) as target_system,
+        arg_max(flow, occurred_at) as flow,
+        coalesce(list_sort(list(distinct flow) filter (where flow is not null)), []) as flows,
         arg_max(stage, occurred_at) as stage,
         arg_max(error_type, occurred_at) as error_type,
         arg_max(error_codes, occurred_at) as error_codes,
@@ -165,6 +185,10 @@ select
     s.source,
     s.system,
     s.interface,
+    s.target_system,
+    s.flow,
+    s.flows,
+    coalesce(b.burning_flows, []) as burning_flows,
     s.stage,
     s.error_type,
     s.error_codes,
@@ -216,5 +240,6 @@ join state x using (fingerprint)
 left join sparklines p using (fingerprint)
 left join object_totals o using (fingerprint)
 left join sample_traces st using (fingerprint)
+left join burning b using (fingerprint)
 left join triage t using (fingerprint)
 left join triage_counts c using (fingerprint)
