@@ -206,3 +206,5 @@ select
 from entries
 left join events using (case_id)
 left join spans using (case_id)
+-- stored in case order: a page looking up one case reads one row group (zone maps), not the whole table
+order by case_id

@@ -25,3 +25,5 @@ select
 from fct_case_stage_visits as visits
 join fct_requisition_timeline as timeline using (case_id)
 where visits.next_stage is not null
+-- stored in case order: the requisition page reads one case's transitions from one row group (zone maps)
+order by visits.case_id, visits.visit_index
