@@ -12,6 +12,7 @@ rank above every noise group whose clinical points are no higher than its own.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -38,10 +39,17 @@ NO_EXCEPTIONS = {
 
 
 @pytest.fixture(scope="module")
-def world(simulated: tuple[Path, dict]):
-    """A read-only cursor on the simulated warehouse, its ranked queue (all statuses) and the manifest."""
+def world(simulated: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory):
+    """A read-only cursor on a copy of the simulated warehouse, its ranked queue (all statuses) and the manifest.
+
+    A copy, because a page test of the same run may hold the shared file open in this process with
+    another configuration, which DuckDB refuses to mix."""
     data_dir, manifest = simulated
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    copy = tmp_path_factory.mktemp("incidents") / "warehouse.duckdb"
+    shutil.copyfile(data_dir / "warehouse.duckdb", copy)
+    if (data_dir / "warehouse.duckdb.wal").exists():
+        shutil.copyfile(data_dir / "warehouse.duckdb.wal", copy.with_name("warehouse.duckdb.wal"))
+    con = duckdb.connect(str(copy), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     ranked = queries.queue(con, Filters(), statuses=("new", "regressed", "acknowledged", "resolved", "ignored"))
     yield con, ranked, manifest
