@@ -57,7 +57,9 @@ stage = "payment"
 
 def generate(path: Path, events: int) -> None:
     """Write ``events`` rows of a procurement export: one requisition per 7 events, 3 events a second."""
-    duckdb.execute(
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # figures only on stdout
+    con.execute(
         f"""COPY (
         SELECT 'EV' || i AS EventId, 'REQ-' || (i // 7) AS RequisitionId,
             ['Requisition Created', 'Approved', 'PO Created', 'PO Sent', 'Receipt Posted', 'Invoice Received', 'Paid'][i % 7 + 1]
@@ -69,6 +71,7 @@ def generate(path: Path, events: int) -> None:
             'user_' || (i % 50) AS UserName
         FROM range({events}) AS t(i)) TO '{path}' (HEADER)"""
     )
+    con.close()
 
 
 def run(events: str | int = 10_000_000) -> dict:
@@ -97,6 +100,7 @@ def run(events: str | int = 10_000_000) -> dict:
         print(f"ingest: {ingest_s:.2f} s ({summary.line()})", flush=True)
 
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
         started = time.perf_counter()
         con.execute(f"CREATE TABLE floor AS SELECT * FROM read_csv('{export}')")
         floor_s = time.perf_counter() - started

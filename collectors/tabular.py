@@ -119,7 +119,7 @@ class Compiled:
     """A mapping bound to one input's columns: the parse query and what it reads."""
 
     select: str
-    """SELECT over view ``__src`` giving the canonical columns, ``__row``, ``__problem`` and ``__raw``."""
+    """SELECT over view ``__src`` giving the canonical columns, ``__problem`` and ``__raw``, in the input's order."""
     used: tuple[str, ...]
     """Source columns the mapping reads."""
 
@@ -137,20 +137,30 @@ def resolve_columns(spec: ColumnSpec, available: Sequence[str], canonical: str, 
 
 
 def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
-    """Compile ``mapping`` for the input ``data`` (its text columns in view ``__src``)."""
+    """Compile ``mapping`` for the input ``data`` (its text columns in view ``__src``).
+
+    The query is built in layers, each reading the columns of the one below: the trimmed text of
+    each mapped column (``__t_<name>``), the parsed values (``__v_<name>``), the values derived
+    from the event type (stage, outcome, object type) and the event id, then the problem. DuckDB
+    inlines a column alias at each use, so one flat SELECT would re-parse a value in every check.
+    """
     source = mapping.source
     available, input_name = data.columns, data.name
     columns_of: dict[str, list[str]] = {
         name: resolve_columns(spec, available, name, input_name) for name, spec in mapping.columns.items()
     }
     sources = {name: present[0] for name, present in columns_of.items()}  # the column a reject names
-    values: dict[str, str] = {}  # canonical column -> SQL of its parsed value
+    texts = {
+        name: "coalesce(" + ", ".join(f"NULLIF(trim({ident(column)}), '')" for column in present) + ")"
+        for name, present in columns_of.items()
+    }  # several names: the first non-empty one
+    values: dict[str, str] = {}  # canonical column -> SQL of its parsed value, over the texts
     problems: list[tuple[str, str, str]] = []  # (condition, source column, reason SQL), first match wins
     if data.unreadable:
         problems.append((data.unreadable[0], "", literal(data.unreadable[1])))
 
     def raw(name: str) -> str:
-        return f"NULLIF(trim({ident(sources[name])}), '')"
+        return f"__t_{name}"
 
     def shown(name: str) -> str:
         return f"'''' || left({ident(sources[name])}, 80) || ''''"
@@ -193,19 +203,19 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         values["system"] = literal(source.system)
 
     rules = mapping.event_types
-    event_type = "__v_event_type"
+    derived: dict[str, str] = {}  # stage, outcome, object_type: over the values of the layer below
     for field in ("stage", "outcome", "object_type"):
         cases = " ".join(
             f"WHEN {literal(key)} THEN {literal(getattr(rule, field))}"
             for key, rule in rules.items()
             if getattr(rule, field) is not None
         )
-        from_rule = f"(CASE {event_type} {cases} END)" if cases else "NULL"
-        default = getattr(mapping.defaults, field)
+        from_rule = f"(CASE __v_event_type {cases} END)" if cases else "NULL"
+        own = f"__v_{field}" if field in values else "NULL"
         if field == "object_type":  # an event type's own object type beats the column
-            values[field] = f"coalesce({from_rule}, {values.get(field, 'NULL')})"
+            derived[field] = f"coalesce({from_rule}, {own})"
         else:
-            values[field] = f"coalesce({values.get(field, 'NULL')}, {from_rule}, {literal(default)})"
+            derived[field] = f"coalesce({own}, {from_rule}, {literal(getattr(mapping.defaults, field))})"
 
     required = [("object_id", "object id"), ("event_type", "event type"), ("occurred_at", "occurred time")]
     for position, (name, words) in enumerate(n for n in required if n[0] in sources):
@@ -215,9 +225,9 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         keys = ", ".join(literal(key) for key in rules)
         problems.append(
             (
-                f"{event_type} NOT IN ({keys})",
+                f"__v_event_type NOT IN ({keys})",
                 sources.get("event_type", ""),
-                f"'event_type: ' || {shown('event_type') if 'event_type' in sources else event_type} "
+                f"'event_type: ' || {shown('event_type') if 'event_type' in sources else '__v_event_type'} "
                 "|| ' is not in the mapping''s [event_types]'",
             )
         )
@@ -247,7 +257,7 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
     )
 
     if "event_id" in sources:
-        own_id = f"{values['system']} || ':' || {raw('event_id')}"
+        own_id = f"__v_system || ':' || {raw('event_id')}"
     else:
         own_id = "NULL"
     content = [
@@ -255,32 +265,39 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         for name in ("object_type", "object_id", "event_type", "occurred_at", "stage", "outcome",
                      *MONEY_COLUMNS, *NUMBER_COLUMNS, *INTEGER_COLUMNS,
                      *[n for n in TEXT_COLUMNS if n not in ("object_type", "object_id", "event_type", "stage", "outcome")])
-        if name in values
+        if name in values or name in derived
     ]
     hashed = f"__v_system || ':' || md5(concat_ws(chr(31), {', '.join(content)}))"
-    values["event_id"] = f"coalesce({own_id}, {hashed})"
 
-    order = ["system", "occurred_at", "recorded_at", "event_type", "object_type", "stage", "outcome", *values]
-    select_values = ", ".join(f"{values[name]} AS __v_{name}" for name in dict.fromkeys(order) if name in values)
+    layer_texts = ", ".join(f"{sql} AS {raw(name)}" for name, sql in texts.items())
+    layer_values = ", ".join(
+        f"{values[name] if name in values else 'NULL'} AS __v_{name}"
+        for name in dict.fromkeys([*values, *derived])
+    )
+    layer_derived = ", ".join(f"{sql} AS __v_{name}" for name, sql in derived.items())
     problem_cases = " ".join(
         f"WHEN {condition} THEN {literal(column + PROBLEM_SEPARATOR)} || {reason}" for condition, column, reason in problems
     )
     outputs = ", ".join(
-        f"__v_{name} AS {name}" if name in values else f"NULL AS {name}"
+        f"__v_{name} AS {name}" if name in values or name in derived or name == "event_id" else f"NULL AS {name}"
         for name in schema.column_names(schema.TransactionEvent)
         if name not in ("attributes", "batch_id")
     )
     select = (
-        f"SELECT {ROW}, {outputs}, attributes, __problem, "
+        f"SELECT {outputs}, attributes, __problem, "
         f"CASE WHEN __problem IS NOT NULL THEN left({data.raw_sql}, {RAW_TEXT_LIMIT}) END AS __raw FROM ("
-        f"SELECT *, {select_values}, {attributes} AS attributes, CASE {problem_cases} END AS __problem FROM __src)"
+        f"SELECT *, coalesce({own_id}, {hashed}) AS __v_event_id, {attributes} AS attributes, "
+        f"CASE {problem_cases} END AS __problem FROM ("
+        f"SELECT * REPLACE ({layer_derived}) FROM ("
+        f"SELECT *, {layer_values} FROM ("
+        f"SELECT *{', ' + layer_texts if layer_texts else ''} FROM __src))))"
     )
     return Compiled(select=select, used=used)
 
 
 @dataclass(frozen=True)
 class Input:
-    """One input as a DuckDB relation of text columns named ``__src`` with a ``__row`` number."""
+    """One input as a DuckDB relation of text columns named ``__src``, rows in the input's order."""
 
     name: str
     columns: list[str]
@@ -312,7 +329,7 @@ def open_csv(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit
     con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_csv({literal(str(path))}, {options})")
     columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall()]
     head = "__file" if limit is None else f"(SELECT * FROM __file LIMIT {limit})"
-    con.execute(f"CREATE OR REPLACE VIEW __src AS SELECT row_number() OVER () AS {ROW}, * FROM {head}")
+    con.execute(f"CREATE OR REPLACE VIEW __src AS SELECT * FROM {head}")
     raw = "concat_ws(" + ", ".join([literal(delimiter)] + [f"coalesce({ident(c)}, '')" for c in columns]) + ")"
     return Input(str(path), columns, raw, 1, csv_errors=store_rejects)
 
@@ -337,7 +354,7 @@ def open_jsonl(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = N
         for key in keys
     )
     con.execute(
-        f"CREATE OR REPLACE VIEW __src AS SELECT {ROW}, __line, __json{', ' + extracts if extracts else ''} FROM "
+        f"CREATE OR REPLACE VIEW __src AS SELECT __line, __json{', ' + extracts if extracts else ''} FROM "
         f"(SELECT *, CASE WHEN json_valid(__line) AND json_type(__line) = 'OBJECT' THEN CAST(__line AS JSON) END AS __json "
         "FROM __lines)"
     )
@@ -346,11 +363,11 @@ def open_jsonl(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = N
 
 def open_parquet(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = None) -> Input:
     """Read a Parquet file as text columns into view ``__src``; a reject's line is its row number."""
-    con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_parquet({literal(str(path))}, file_row_number = true)")
-    columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall() if row[0] != "file_row_number"]
+    con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_parquet({literal(str(path))})")
+    columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall()]
     casts = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in columns)
     con.execute(
-        f"CREATE OR REPLACE VIEW __src AS SELECT file_row_number + 1 AS {ROW}, {casts} FROM __file"
+        f"CREATE OR REPLACE VIEW __src AS SELECT {casts} FROM __file"
         + ("" if limit is None else f" LIMIT {limit}")
     )
     return Input(str(path), columns, _json_raw(columns), 0)
@@ -402,6 +419,8 @@ def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
     """Parse ``__src`` with the mapping; land good rows as transaction_events, the rest as rejects."""
     con = writer.con
     compiled = compile_mapping(mapping, source)
+    # Built in parallel and kept in the input's order, so a row id + 1 is the record number
+    # (row_number() over the input would run the whole parse on one thread).
     con.execute(f"CREATE OR REPLACE TEMP TABLE __parsed AS {compiled.select}")
     canonical = [c for c in schema.column_names(schema.TransactionEvent) if c != "batch_id"]
     writer.add(
@@ -413,17 +432,17 @@ def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
     elif source.csv_errors:
         # DuckDB counts records; rows it rejected itself take a line each, so later rows move down.
         line = (
-            f"{ROW} + {source.line_offset} + (SELECT count(*) FROM (SELECT line - row_number() OVER (ORDER BY line) AS shifted "
-            f"FROM (SELECT DISTINCT line FROM {CSV_ERRORS})) WHERE shifted < {ROW} + {source.line_offset})"
+            f"__record + {source.line_offset} + (SELECT count(*) FROM (SELECT line - row_number() OVER (ORDER BY line) AS shifted "
+            f"FROM (SELECT DISTINCT line FROM {CSV_ERRORS})) WHERE shifted < __record + {source.line_offset})"
         )
     else:
-        line = f"{ROW} + {source.line_offset}"
+        line = f"__record + {source.line_offset}"
     writer.add_rejects(
         con.sql(
             f"SELECT {literal(source.name)} AS input, {line} AS line, NULL::BIGINT AS byte_offset, "
             f"NULLIF(split_part(__problem, chr(31), 1), '') AS field, "
             f"substr(__problem, strpos(__problem, chr(31)) + 1) AS reason, __raw AS raw "
-            "FROM __parsed WHERE __problem IS NOT NULL"
+            "FROM (SELECT rowid + 1 AS __record, * FROM __parsed WHERE __problem IS NOT NULL)"
         )
     )
     if source.csv_errors:

@@ -334,3 +334,20 @@ def test_cli_ingest_transactions(tmp_path: Path, capsys, monkeypatch) -> None:
     assert code == 0
     assert main(["--data-dir", str(data_dir), "ingest", "transactions", str(DATA / "bpic2019_sample_WISE.csv.gz")]) == 2
     assert "needs --mapping FILE" in capsys.readouterr().err
+
+
+def test_several_column_names_take_the_first_non_empty_one(tmp_path: Path, data_dir: Path) -> None:
+    mapping = ERP.replace('facility_id = "Plant"', 'facility_id = ["Plant", "Site"]')
+    export = write(
+        tmp_path / "erp.csv",
+        "DocNo;Status;EventTime;Exported;Amount;Plant;Site\n"
+        "PO-1;PO Created;10.03.2024 01:30;1710052200123;5,00;NORTH;SOUTH\n"
+        "PO-2;PO Created;10.03.2024 01:30;1710052200123;5,00; ;SOUTH\n"
+        "PO-3;PO Created;10.03.2024 01:30;1710052200123;5,00;;\n",
+    )
+    assert ingest(data_dir, mapping, export).accepted["transaction_events"] == 3
+    assert [(e["object_id"], e["facility_id"]) for e in landed(data_dir, order="object_id")] == [
+        ("PO-1", "NORTH"),
+        ("PO-2", "SOUTH"),
+        ("PO-3", None),
+    ]
