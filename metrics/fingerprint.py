@@ -11,10 +11,11 @@ the SLO-burn occurrences fire exactly when ``r2p check`` would.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from r2p.config import load_toml
 
 CONFIG = Path(__file__).parent / "defaults" / "fingerprint.toml"
 MODEL = Path(__file__).parent / "models" / "staging" / "stg_fingerprint_rules.sql"
@@ -118,7 +119,7 @@ class FingerprintConfig(BaseModel):
 
 def load_config(path: Path = CONFIG) -> FingerprintConfig:
     """The validated fingerprint configuration."""
-    return FingerprintConfig.model_validate(tomllib.loads(path.read_text()))
+    return load_toml(FingerprintConfig, path, "fingerprint rules")
 
 
 def _literal(text: str) -> str:

@@ -9,7 +9,6 @@ directory when there is one, else the defaults shipped with the package.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +16,7 @@ import duckdb
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from r2p.errors import UserError
+from r2p.config import load_toml
 from r2p.schema import STAGES
 
 DEFAULT_FLOWS = Path(__file__).parent / "defaults" / "flows.toml"
@@ -74,14 +73,7 @@ class FlowConfig(BaseModel):
 
 def load_flows(path: Path = DEFAULT_FLOWS) -> FlowConfig:
     """Read and validate a flows file; a bad file is a UserError naming the file and the field."""
-    try:
-        return FlowConfig.model_validate(tomllib.loads(Path(path).read_text()))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise UserError(f"cannot read flows file {path}: {error}") from None
-    except ValueError as error:
-        first = error.errors()[0] if hasattr(error, "errors") else {"loc": (), "msg": str(error)}
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"bad flows file {path}: {where}: {first['msg']}") from None
+    return load_toml(FlowConfig, path, "flows file")
 
 
 def config_path(con: duckdb.DuckDBPyConnection) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import tomllib
 from pathlib import Path
 
 import duckdb
@@ -18,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from metrics.filters import Filters
+from r2p.config import load_toml
 
 SETTINGS = Path(__file__).parent / "defaults" / "triage.toml"
 
@@ -88,7 +88,7 @@ class TriageSettings(BaseModel):
 
 def load_settings(path: Path = SETTINGS) -> TriageSettings:
     """The validated triage settings."""
-    return TriageSettings.model_validate(tomllib.loads(Path(path).read_text()))
+    return load_toml(TriageSettings, path, "triage settings")
 
 
 def _focus_clause(focus: tuple[str, str] | None) -> tuple[str, dict[str, object]]:

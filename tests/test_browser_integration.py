@@ -3,11 +3,6 @@ failed PO from its failure list, and see that PO's trace waterfall with the fail
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +10,7 @@ import pytest
 from playwright.sync_api import Page
 
 from samples import land_records
-from test_browser import ARTIFACTS, REPO, free_port, page, wait_for_render  # noqa: F401 (page is a fixture)
+from test_browser import ARTIFACTS, page, served, wait_for_render  # noqa: F401 (page is a fixture)
 from test_drift import drift_records
 from test_pages_integration import po_trace
 
@@ -26,27 +21,8 @@ def integration_dashboard(data_dir: Path) -> Iterator[str]:
     records = drift_records()
     records["spans"] = records["spans"] + po_trace()
     land_records(data_dir, records)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "r2p", "--data-dir", str(data_dir), "serve", "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dashboard did not start:\n{server.stdout.read()}") from None
-                time.sleep(0.3)
+    with served(data_dir) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 HOTTEST_POINT = """
