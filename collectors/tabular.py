@@ -80,10 +80,12 @@ def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
             )
         elif fmt == patterns[0]:  # all patterns go to one try_strptime call, which tries them in order
             pattern_list = "[" + ", ".join(literal(p) for p in patterns) + "]"
+            # try_strptime also reads the words epoch, infinity and -infinity, whatever the pattern
+            parsed = f"CASE WHEN lower(trim({text})) NOT IN ('epoch', 'infinity', '-infinity') THEN try_strptime({text}, {pattern_list}) END"
             if any("%z" in p or "%Z" in p for p in patterns):
-                choices.append(f"CAST(try_strptime({text}, {pattern_list}) AS TIMESTAMPTZ)")
+                choices.append(f"CAST({parsed} AS TIMESTAMPTZ)")
             else:
-                choices.append(f"timezone({literal(timezone)}, try_strptime({text}, {pattern_list}))")
+                choices.append(f"timezone({literal(timezone)}, {parsed})")
     return choices[0] if len(choices) == 1 else f"coalesce({', '.join(choices)})"
 
 
