@@ -9,14 +9,13 @@ event types and status values map to DOMAIN.md stages and outcomes.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from r2p import schema
-from r2p.errors import UserError
+from r2p.config import load_toml
 
 TIME_COLUMNS = ("occurred_at", "recorded_at")
 MONEY_COLUMNS = ("amount", "unit_price")
@@ -166,16 +165,4 @@ class Mapping(_Strict):
 
 def load(path: Path | str) -> Mapping:
     """Read and validate a mapping file; any mistake is one UserError line naming the file and key."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"mapping file {path} not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"mapping {path}: not valid TOML: {error}") from None
-    try:
-        return Mapping.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"mapping {path}: {where}: {first['msg']}") from None
+    return load_toml(Mapping, path, "mapping")
