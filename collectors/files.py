@@ -55,8 +55,15 @@ def expand(patterns: Iterable[str]) -> list[Path]:
     return list(found)
 
 
-def ingest_files(source: str, paths: list[Path], zone: LandingZone, collect: CollectFile) -> IngestSummary:
-    """Land each file as one batch named by its content hash; a file landed before is skipped.
+def ingest_files(
+    source: str,
+    paths: list[Path],
+    zone: LandingZone,
+    collect: CollectFile,
+    salt: Callable[[Path], bytes] = lambda path: b"",
+) -> IngestSummary:
+    """Land each file as one batch named by its content hash (and ``salt(path)``, for collectors whose
+    reading depends on configuration); a file landed before is skipped.
 
     A progress bar on stderr, weighted by file size, shows how far a long run has come.
     """
@@ -65,7 +72,7 @@ def ingest_files(source: str, paths: list[Path], zone: LandingZone, collect: Col
     with click.progressbar(length=sum(sizes), label=f"ingest {source}", file=sys.stderr) as progress:
         for path, size in zip(paths, sizes):
             summary.files += 1
-            with zone.batch(source, str(path), file_hash(source, path)) as writer:
+            with zone.batch(source, str(path), file_hash(source, path, salt(path))) as writer:
                 if writer is None:
                     summary.already_present += 1
                 else:

@@ -21,11 +21,11 @@ from pathlib import Path
 import click
 
 from collectors import tabular, x12
-from collectors.files import IngestSummary, expand
+from collectors.files import IngestSummary, expand, ingest_files
 from collectors.mapping import TABULAR_FORMATS, Mapping, load
 from r2p.cli import pass_context, report_ingest
 from r2p.errors import UserError
-from r2p.landing import BatchWriter, LandingZone, content_hash
+from r2p.landing import BatchWriter, LandingZone
 
 SOURCE = "transactions"
 
@@ -50,31 +50,28 @@ def collect_file(path: Path, writer: BatchWriter, mapping: Mapping | None) -> No
         raise UserError(f"unknown format {fmt!r}")
 
 
+def mapping_for(path: Path, mapping: Mapping | None) -> Mapping | None:
+    """The mapping a file is read with: X12 needs none (or an x12 one); anything else needs a tabular one."""
+    if x12.looks_like_x12(path):
+        return mapping if mapping is not None and mapping.source.format == "x12" else None
+    if mapping is None:
+        raise UserError(f"{path} is not X12 EDI, so it needs --mapping FILE (see examples/mappings/)")
+    if mapping.source.format == "x12":
+        raise UserError(f"{path} is not X12 EDI (no ISA header), but the mapping's format is x12")
+    return mapping
+
+
 def ingest(paths: list[Path], zone: LandingZone, mapping: Mapping | None) -> IngestSummary:
-    """Land each file as one batch named by the hash of the mapping and the file's bytes."""
-    summary = IngestSummary()
-    for path in paths:
-        is_x12 = x12.looks_like_x12(path)
-        if is_x12:
-            used = mapping if mapping is not None and mapping.source.format == "x12" else None
-        elif mapping is None:
-            raise UserError(f"{path} is not X12 EDI, so it needs --mapping FILE (see examples/mappings/)")
-        elif mapping.source.format == "x12":
-            raise UserError(f"{path} is not X12 EDI (no ISA header), but the mapping's format is x12")
-        else:
-            used = mapping
-        fingerprint = used.fingerprint() if used else b"x12"
-        with path.open("rb") as handle:
-            batch_id = content_hash(SOURCE, [fingerprint, b"\0", *iter(lambda: handle.read(1 << 20), b"")])
-        summary.files += 1
-        with zone.batch(SOURCE, str(path), batch_id) as writer:
-            if writer is None:
-                summary.already_present += 1
-                continue
-            collect_file(path, writer, used)
-            summary.accepted.update(writer.counts)
-            summary.rejected += writer.rejected
-    return summary
+    """Land each file as one batch named by the hash of the mapping and the file's bytes.
+
+    Every file's mapping is checked before any lands, so a wrong mapping stops the run at once.
+    """
+    used = {path: mapping_for(path, mapping) for path in paths}
+    return ingest_files(
+        SOURCE, paths, zone,
+        lambda path, writer: collect_file(path, writer, used[path]),
+        salt=lambda path: used[path].fingerprint() if used[path] else b"x12",
+    )
 
 
 @click.command(name=SOURCE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -44,10 +45,12 @@ def content_hash(source: str, chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def file_hash(source: str, path: Path) -> str:
-    """The batch id of a whole file, read in 1 MiB chunks."""
+def file_hash(source: str, path: Path, salt: bytes = b"") -> str:
+    """The batch id of a whole file, read in 1 MiB chunks; ``salt`` (e.g. a mapping's canonical bytes)
+    makes the same file read another way a different batch."""
     with path.open("rb") as handle:
-        return content_hash(source, iter(lambda: handle.read(1 << 20), b""))
+        chunks = iter(lambda: handle.read(1 << 20), b"")
+        return content_hash(source, itertools.chain([salt, b"\0"], chunks) if salt else chunks)
 
 
 class BatchWriter:
