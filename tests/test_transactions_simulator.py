@@ -12,15 +12,14 @@ import pytest
 from collectors import transactions
 from collectors.mapping import load
 from r2p.landing import LandingZone
+from simulator.cli import simulate
 from test_transactions import MAPPINGS, landed
-
-simulator_cli = pytest.importorskip("simulator.cli")
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sim")
-    simulator_cli.simulate.main(["--days", "2", "--scale", "0.2", "--out", str(out)], standalone_mode=False)
+    simulate.main(["--days", "2", "--scale", "0.2", "--out", str(out)], standalone_mode=False)
     return out
 
 
