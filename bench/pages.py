@@ -19,7 +19,6 @@ over ``spans`` spans (default 10 M) added to the same warehouse after these timi
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from bench import pages_integration
+from bench._timing import median_ms_per_page
 from metrics import build, cycle_times, executive, overview, requisition, stalls
 from metrics.filters import Filters
 from r2p import schema
@@ -175,21 +175,6 @@ def page_calls(con: duckdb.DuckDBPyConnection, case_id: str, moment: dt.datetime
     }
 
 
-def time_pages(con: duckdb.DuckDBPyConnection, pages: dict[str, list[Callable[[], object]]], runs: int) -> dict[str, float]:
-    """Median milliseconds per page over ``runs`` warm runs (one unmeasured run first)."""
-    result = {}
-    for name, calls in pages.items():
-        samples = []
-        for run in range(runs + 1):
-            started = time.perf_counter()
-            for call in calls:
-                call()
-            if run:
-                samples.append((time.perf_counter() - started) * 1000)
-        result[name] = round(statistics.median(samples), 1)
-    return result
-
-
 def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5", spans: str = "10000000") -> dict:
     """Build time at ``build_events`` events, page timings at ``events`` events."""
     figures: dict[str, object] = {}
@@ -209,7 +194,7 @@ def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5"
         figures["setup_s"] = round(time.perf_counter() - started, 1)
         moment = stalls.latest_moment(con) - dt.timedelta(days=20)
         case_id = con.execute("SELECT case_id FROM fct_requisition_timeline WHERE returned > 0 LIMIT 1").fetchone()[0]
-        figures["page_ms"] = time_pages(con, page_calls(con, case_id, moment), int(runs))
+        figures["page_ms"] = median_ms_per_page(page_calls(con, case_id, moment), int(runs))
         for page, ms in figures["page_ms"].items():
             print(f"{page}: {ms} ms (median of {runs}, warm) over {figures['events']:,} events, {figures['cases']:,} cases")
         # Issue 8's pages (Integration health, Sync drift, Trace) and trace_lookup_ms, over `spans` spans added

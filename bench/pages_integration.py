@@ -14,7 +14,6 @@ functions as the page calls them (no filter, warm, median of ``runs``) and the t
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench._timing import median_ms_per_page
 from metrics import build, drift, failures, overview, slo, traces
 from metrics.filters import Filters
 
@@ -137,21 +137,6 @@ def page_calls(con: duckdb.DuckDBPyConnection, po_number: str, trace_id: str) ->
     }
 
 
-def time_calls(pages: dict[str, list[Callable[[], object]]], runs: int) -> dict[str, float]:
-    """Median milliseconds per page over ``runs`` warm runs (one unmeasured run first)."""
-    result = {}
-    for name, calls in pages.items():
-        samples = []
-        for run in range(runs + 1):
-            started = time.perf_counter()
-            for call in calls:
-                call()
-            if run:
-                samples.append((time.perf_counter() - started) * 1000)
-        result[name] = round(statistics.median(samples), 1)
-    return result
-
-
 def extend(con: duckdb.DuckDBPyConnection, spans: int = 10_000_000, runs: int = 5) -> dict:
     """Add the integration data to a bench warehouse, rebuild the marts and time the integration pages."""
     cases = con.execute("SELECT count(DISTINCT requisition_id) FROM transaction_events").fetchone()[0] or 1
@@ -163,7 +148,7 @@ def extend(con: duckdb.DuckDBPyConnection, spans: int = 10_000_000, runs: int = 
     figures["integration_events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
     trace_id, po_number = con.execute(
         "SELECT trace_id, po_number FROM spans WHERE status_code = 'error' AND po_number IS NOT NULL LIMIT 1").fetchone()
-    timings = time_calls(page_calls(con, po_number, trace_id), runs)
+    timings = median_ms_per_page(page_calls(con, po_number, trace_id), runs)
     figures["trace_lookup_ms"] = timings.pop("trace_lookup")
     figures["integration_page_ms"] = timings
     for page, ms in timings.items():
