@@ -383,6 +383,7 @@ class Events:
         self.rows: list[dict[str, Any]] = []
         group = tx.group
         self.recorded_at = _date(group.get(4), group.get(5), zone)
+        self.document_time: dt.datetime | None = None
         self.envelope = {
             "sender": tx.interchange.get(6),
             "receiver": tx.interchange.get(8),
@@ -393,13 +394,27 @@ class Events:
             "set_control": tx.segments[0].get(2),
         }
 
+    def moment(self, date: str, time: str = "") -> dt.datetime | None:
+        """When the document's event happened: its own date and time. A date alone is a day, not a moment
+        (read as midnight it would put a PO's 850 hours before the requisition was even created), so the
+        moment is the envelope's time (GS04/GS05, when the sender created the group) if that falls on the
+        document's day, else the start of that day; no date at all: the envelope's time. The document's own
+        date, not this moment, goes into the event id (see ``add``)."""
+        stated = _date(date, time, self.zone)
+        self.document_time = stated
+        if stated is None or time.strip() or self.recorded_at is None:
+            return stated or self.recorded_at
+        return self.recorded_at if stated <= self.recorded_at < stated + dt.timedelta(days=1) else stated
+
     def add(self, **row: Any) -> None:
-        """Add one event; its id hashes its business content, not the envelope's control numbers or
-        times, so a retransmission of the same document (new ISA13, new GS time) is the same event."""
+        """Add one event; its id hashes its business content and the document's own date, not the
+        envelope's control numbers or times, so a retransmission of the same document (new ISA13, new GS
+        time) is the same event."""
         business = {k: v for k, v in row.pop("attributes", {}).items() if v not in (None, "", {}, [])}
         row.setdefault("system", self.system)
         row.setdefault("recorded_at", self.recorded_at)
-        identity = [row.get(name) for name in IDENTITY] + [json.dumps(business, sort_keys=True, default=str)]
+        stated = {**row, "occurred_at": self.document_time}
+        identity = [stated.get(name) for name in IDENTITY] + [json.dumps(business, sort_keys=True, default=str)]
         digest = hashlib.md5("\x1f".join("" if v is None else str(v) for v in identity).encode()).hexdigest()
         row["event_id"] = f"{self.system}:{digest}"
         row["attributes"] = json.dumps({**self.envelope, **business}, sort_keys=True, default=str)
@@ -417,7 +432,7 @@ def _purchase_order(events: Events, segments: list[Segment]) -> None:
     po = beg.get(3) if beg else ""
     if not po:
         raise EnvelopeError("850 without a PO number (BEG03)", "BEG03")
-    occurred = _date(beg.get(5), "", events.zone) or events.recorded_at
+    occurred = events.moment(beg.get(5))
     currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
     common = dict(
         object_type="purchase_order",
@@ -476,7 +491,7 @@ def _acknowledgment(events: Events, segments: list[Segment]) -> None:
     po = bak.get(3) if bak else ""
     if not po:
         raise EnvelopeError("855 without a PO number (BAK03)", "BAK03")
-    occurred = _date(bak.get(9) or bak.get(4), "", events.zone) or events.recorded_at
+    occurred = events.moment(bak.get(9))  # BAK04 is the PO's date, not the acknowledgment's
     ack_type = bak.get(2)
     currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
     header_outcome = ACK_TYPE_OUTCOMES.get(ack_type, "pending")
@@ -534,7 +549,7 @@ def _ship_notice(events: Events, segments: list[Segment]) -> None:
     shipment = bsn.get(2) if bsn else ""
     if not shipment:
         raise EnvelopeError("856 without a shipment id (BSN02)", "BSN02")
-    occurred = _date(bsn.get(3), bsn.get(4), events.zone) or events.recorded_at
+    occurred = events.moment(bsn.get(3), bsn.get(4))
     common = dict(
         object_type="asn",
         object_id=shipment,
@@ -599,7 +614,7 @@ def _invoice(events: Events, segments: list[Segment]) -> None:
     if not invoice:
         raise EnvelopeError("810 without an invoice number (BIG02)", "BIG02")
     po = big.get(4) or _ref(segments, "PO")
-    occurred = _date(big.get(1), "", events.zone) or events.recorded_at
+    occurred = events.moment(big.get(1))
     currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
     tds = _first(segments, "TDS")
     total = _decimal(tds.get(1)) / 100 if tds and _decimal(tds.get(1)) is not None else None  # TDS01 has 2 implied decimals
@@ -651,7 +666,7 @@ def _remittance(events: Events, segments: list[Segment]) -> None:
     trn = _first(segments, "TRN")
     payment = (trn.get(2) if trn else "") or events.envelope["set_control"]
     currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
-    occurred = _date(bpr.get(16), "", events.zone) or events.recorded_at
+    occurred = events.moment(bpr.get(16))
     common = dict(
         object_type="payment",
         object_id=payment,

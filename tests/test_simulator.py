@@ -323,7 +323,7 @@ def test_missing_acks_from_the_supplier_in_the_window(run):
     for path in sorted((out / "edi").glob("x12-*.edi")):
         for _, segments in interchanges(path):
             gs = segments[1]
-            sent = dt.datetime.strptime(gs[4] + gs[5], "%Y%m%d%H%M").replace(tzinfo=UTC)
+            sent = dt.datetime.strptime(gs[4] + gs[5], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
             inside = start <= sent < end
             if segments[2][1] == "855" and gs[2] == sender:
                 acks_in += inside

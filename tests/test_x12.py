@@ -34,7 +34,8 @@ def test_850_purchase_order_header_and_lines(data_dir: Path) -> None:
         "08292233294",
     )
     assert (header["stage"], header["outcome"], header["amount"]) == ("po_transmission", "succeeded", Decimal("13045.94"))
-    assert header["occurred_at"] == dt.datetime(2010, 11, 27, tzinfo=UTC)  # BEG05
+    # BEG05 is a date alone (2010-11-27): the moment is the envelope's GS04/GS05, which falls on that day
+    assert header["occurred_at"] == dt.datetime(2010, 11, 27, 17, 19, tzinfo=UTC)
     assert header["recorded_at"] == dt.datetime(2010, 11, 27, 17, 19, tzinfo=UTC)  # GS04/GS05
     assert (header["supplier_id"], header["facility_id"], header["department"]) == ("999999999", "0003947268292", "038")
     assert [(e["po_line"], e["quantity"], e["unit_price"]) for e in lines] == [
@@ -89,6 +90,7 @@ def test_855_acknowledgment_outcomes_per_line(data_dir: Path) -> None:
         "succeeded",  # BAK02 = AD
     )
     assert header["currency"] == "USD"
+    assert header["occurred_at"] == dt.datetime(2020, 10, 15, 15, 34, tzinfo=UTC)  # BAK09's day, at GS04/GS05
     assert [(e["po_line"], e["outcome"], e["quantity"]) for e in lines] == [
         (1, "succeeded", 3.0),
         (2, "rejected", 0.0),

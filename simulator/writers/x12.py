@@ -68,9 +68,11 @@ def interchange(doc: EdiDoc, sender: str, receiver: str, control: int) -> list[s
     yymmdd, ccyymmdd, hhmm = moment.strftime("%y%m%d"), moment.strftime("%Y%m%d"), moment.strftime("%H%M")
     st = f"{control % 10000:04d}"
     body = transaction_set(doc, ccyymmdd, hhmm)
+    # GS05 takes seconds (ISA10 cannot): the 850, 855 and 810 carry a date alone, so the group's time is
+    # their moment, and a PO sent seconds after its creation must not read as sent the minute before.
     return [
         f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender:<15}*ZZ*{receiver:<15}*{yymmdd}*{hhmm}*U*00401*{control:09d}*0*P*>",
-        f"GS*{FUNCTIONAL_ID[doc.doc_type]}*{sender}*{receiver}*{ccyymmdd}*{hhmm}*{control}*X*004010",
+        f"GS*{FUNCTIONAL_ID[doc.doc_type]}*{sender}*{receiver}*{ccyymmdd}*{moment.strftime('%H%M%S')}*{control}*X*004010",
         f"ST*{doc.doc_type}*{st}",
         *body,
         f"SE*{len(body) + 2}*{st}",
