@@ -61,7 +61,7 @@ class Follower:
             return 0
         identity = f"{path}\0{offset}\0".encode()
         landed = 0
-        with self.zone.batch(SOURCE, str(path), content_hash(SOURCE, [identity, chunk.text.encode()])) as writer:
+        with self.zone.batch(SOURCE, str(path), content_hash(SOURCE, [identity, chunk.data])) as writer:
             if writer is not None:
                 land_chunks(writer, self.config, [chunk])
                 landed = writer.counts.get("spans", 0)

@@ -2,7 +2,7 @@
 
 A file is split into ``Chunk``s of whole documents. JSON lines are cut at line boundaries into
 chunks of about ``CHUNK_BYTES`` (memory stays bounded whatever the file size) and handed to DuckDB
-as one string, split into lines there. A single JSON document is one chunk. Protobuf
+as an Arrow table of lines over the chunk's own bytes (no copy, no Python string). A single JSON document is one chunk. Protobuf
 (``TracesData`` / ``ExportTraceServiceRequest``, one message or a length-delimited stream) is
 decoded with opentelemetry-proto and re-encoded by ``json_format``, whose base64 ids and enum names
 the SQL transform accepts like any other producer's.
@@ -11,6 +11,7 @@ the SQL transform accepts like any other producer's.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass
 class Chunk:
-    """Whole documents from one input: either JSON-lines text or a list of documents."""
+    """Whole documents from one input: either JSON-lines bytes or a list of documents."""
 
-    text: str | None = None
-    """JSON lines text (several lines), the first of which is line ``first_line``."""
+    data: bytes | None = None
+    """JSON lines (several whole lines, UTF-8), the first of which is line ``first_line``."""
     first_line: int = 1
     documents: list[tuple[int | None, int | None, str]] = field(default_factory=list)
     """(line, byte_offset, OTLP/JSON text) documents, for single-document and protobuf inputs."""
@@ -39,34 +40,62 @@ class Chunk:
     """Byte offset (in the uncompressed input) just after this chunk."""
 
 
-def load_chunk(cur: duckdb.DuckDBPyConnection, chunk: Chunk, table: str) -> None:
-    """Create ``table`` (doc_id, line, byte_offset, doc) from a chunk, one row a non-blank document."""
-    if chunk.text is not None:
-        lines = chunk.text.split("\n")
-        rows = pa.table(
-            {
-                "line": pa.array(range(chunk.first_line, chunk.first_line + len(lines)), pa.int64()),
-                "doc": pa.array(lines, pa.string()),
-            }
-        )
-        cur.register("_lines_in", rows)
-        cur.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS doc_id, line, "
-            "NULL::BIGINT AS byte_offset, doc FROM _lines_in WHERE trim(doc) <> ''"
-        )
-        cur.unregister("_lines_in")
+def _line_documents(chunk: Chunk) -> pa.Table:
+    """The non-blank lines of a JSON-lines chunk as (doc_id, line, byte_offset, doc) rows.
+
+    The documents share the chunk's buffer (no copy): each ``doc`` keeps its line's newline,
+    which JSON ignores and reject texts strip. Input that is not UTF-8 is decoded with
+    replacement characters, line by line, so line numbers and offsets stay those of the input.
+    """
+    data = chunk.data
+    assert data is not None
+    start = chunk.end_offset - len(data)
+    pieces = data.split(b"\n")
+    if not pieces[-1]:
+        pieces.pop()  # nothing after the last newline
+    offsets = [0, *itertools.accumulate(len(piece) + 1 for piece in pieces)]
+    offsets[-1] = min(offsets[-1], len(data))  # a last line without its newline
+    try:
+        data.decode("utf-8")
+        text = data
+    except UnicodeDecodeError:
+        fixed = [piece.decode("utf-8", "replace").encode() for piece in pieces]
+        text = b"\n".join(fixed) + (b"\n" if data.endswith(b"\n") else b"")
+        text_offsets = [0, *itertools.accumulate(len(piece) + 1 for piece in fixed)]
+        text_offsets[-1] = min(text_offsets[-1], len(text))
+    else:
+        text_offsets = offsets
+    docs = pa.LargeStringArray.from_buffers(
+        len(pieces), pa.array(text_offsets, pa.int64()).buffers()[1], pa.py_buffer(text)
+    )
+    table = pa.table({
+        "line": pa.array(range(chunk.first_line, chunk.first_line + len(pieces)), pa.int64()),
+        "byte_offset": pa.array([start + offset for offset in offsets[:-1]], pa.int64()),
+        "doc": docs,
+    })
+    blank = [index for index, piece in enumerate(pieces) if not piece.strip()]
+    if blank:
+        keep = [True] * len(pieces)
+        for index in blank:
+            keep[index] = False
+        table = table.filter(pa.array(keep))
+    return table.add_column(0, "doc_id", pa.array(range(1, table.num_rows + 1), pa.int64()))
+
+
+def register_chunk(cur: duckdb.DuckDBPyConnection, chunk: Chunk, view: str) -> None:
+    """Register ``view`` (doc_id, line, byte_offset, doc) on ``cur``: the chunk's non-blank documents."""
+    if chunk.data is not None:
+        rows = _line_documents(chunk)
     else:
         rows = pa.table(
             {
                 "doc_id": pa.array(range(1, len(chunk.documents) + 1), pa.int64()),
                 "line": pa.array([doc[0] for doc in chunk.documents], pa.int64()),
                 "byte_offset": pa.array([doc[1] for doc in chunk.documents], pa.int64()),
-                "doc": pa.array([doc[2] for doc in chunk.documents], pa.string()),
+                "doc": pa.array([doc[2] for doc in chunk.documents], pa.large_string()),
             }
         )
-        cur.register("_documents_in", rows)
-        cur.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _documents_in")
-        cur.unregister("_documents_in")
+    cur.register(view, rows)
 
 
 def open_input(path: Path) -> BinaryIO:
@@ -143,7 +172,7 @@ def json_line_chunks(
                 return
             cut = len(pending) - 1
         body, pending = pending[: cut + 1], pending[cut + 1 :]
-        yield Chunk(text=body.decode("utf-8", "replace"), first_line=first_line, end_offset=offset + len(body))
+        yield Chunk(data=body, first_line=first_line, end_offset=offset + len(body))
         offset += len(body)
         first_line += body.count(b"\n")
         if eof and not pending:
@@ -208,4 +237,4 @@ def documents_from_bytes(body: bytes, content_type: str) -> Chunk:
     return protobuf_chunk(body)
 
 
-__all__ = ["Chunk", "load_chunk", "read_chunks", "json_line_chunks", "protobuf_chunk", "documents_from_bytes"]
+__all__ = ["Chunk", "register_chunk", "read_chunks", "json_line_chunks", "protobuf_chunk", "documents_from_bytes"]

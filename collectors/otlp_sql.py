@@ -137,26 +137,35 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
         "to_json(coalesce(a.key, '')) || ':' || CASE WHEN phi_key_redacted(coalesce(a.key, '')) "
         f"THEN {sql_literal(json.dumps(config.redaction.redacted_value))} ELSE otlp_value(a.value) END END), ','), '') || '}}'",
         "otlp_attrs(attrs) AS otlp_attrs_except(attrs, [])",
-        "otlp_find(attrs, k) AS list_filter(attrs, lambda a: a.key = k)[1].value",
     ]
     for macro in macros:
         con.execute(f"CREATE OR REPLACE MACRO {macro}")
 
 
-def _lookup(config: TracesConfig, keys: list[str], attrs: str, as_int: bool = False) -> str:
-    """SQL of the first of ``keys`` present in ``attrs`` as text (or BIGINT), key-redacted, not yet masked."""
+def _lookup(config: TracesConfig, keys: list[str], picked: str, field: str = "text") -> str:
+    """SQL of the first of ``keys`` present in the ``picked`` list (see ``_pick``), its ``field``
+    (``text`` or ``number``); a redacted key gives the redacted token as text, no number."""
     redactor = Redactor(config.redaction)
     found = []
     for key in keys:
-        if redactor.key_redacted(key):
-            if not as_int:
-                found.append(f"CASE WHEN otlp_find({attrs}, {sql_literal(key)}) IS NOT NULL "
-                             f"THEN {sql_literal(config.redaction.redacted_value)} END")
-            continue
-        value = f"otlp_find({attrs}, {sql_literal(key)})"
-        found.append(f"coalesce({value}.intValue, try_cast({value}.stringValue AS BIGINT))" if as_int
-                     else f"otlp_text({value})")
+        entry = f"list_filter({picked}, lambda b: b.key = {sql_literal(key)})"
+        if not redactor.key_redacted(key):
+            found.append(f"{entry}[1].{field}")
+        elif field == "text":
+            found.append(f"CASE WHEN len({entry}) > 0 THEN {sql_literal(config.redaction.redacted_value)} END")
     return f"coalesce({', '.join(found)})" if found else "NULL"
+
+
+def _pick(attrs: str, keys: list[str]) -> str:
+    """SQL of the attributes of ``attrs`` whose key is one of ``keys``, as (key, text, number):
+    one pass over the attributes, after which each looked-up column scans this short list."""
+    if not keys:
+        return "[]::STRUCT(key VARCHAR, text VARCHAR, number BIGINT)[]"
+    return (
+        f"list_transform(list_filter(coalesce({attrs}, []), lambda a: a.key IN {_in_list(keys)}), lambda a: "
+        "{'key': a.key, 'text': otlp_text(a.value), "
+        "'number': coalesce(a.value.intValue, try_cast(a.value.stringValue AS BIGINT))})"
+    )
 
 
 def _in_list(keys: list[str]) -> str:
@@ -185,25 +194,23 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
     p = prefix
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
     mapped = config.mapped_keys()
-    # One pass picks the attributes business columns are read from; lookups then scan that short list.
-    pull_business = "list_filter({attrs}, lambda a: a.key IN " + _in_list(mapped) + ")" if mapped else "[]"
     resource_business = "".join(
-        f"CASE WHEN len(res_biz) > 0 THEN {_lookup(config, config.business[column], 'res_biz')} END AS res_{column}, "
+        f"CASE WHEN len(res_picked) > 0 THEN {_lookup(config, config.business[column], 'res_picked')} END AS res_{column}, "
         for column in business
     )
-    masked_resource_business = "".join(f"phi_mask(res_{column}) AS res_{column}, " for column in business)
     span_business = "".join(
-        f"CASE WHEN len(span_biz) > 0 THEN {_lookup(config, config.business[column], 'span_biz')} END AS span_{column}, "
+        f"coalesce(CASE WHEN len(picked) > 0 THEN {_lookup(config, config.business[column], 'picked')} END, "
+        f"res_{column}) AS {column}, "
         for column in business
     )
-    masked_business = "".join(f"coalesce(phi_mask(span_{column}), res_{column}) AS {column}, " for column in business)
     absent_business = "".join(f"NULL::VARCHAR AS {column}, " for column in BUSINESS_COLUMNS if column not in business)
     mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
     exception_type = (
         sql_literal(config.redaction.redacted_value) if Redactor(config.redaction).key_redacted("exception.type")
-        else "CASE WHEN len(events) > 0 THEN otlp_text(otlp_find(list_filter(events, "
-        "lambda e: e.name = 'exception')[1].attributes, 'exception.type')) END"
+        else "phi_mask(exception_type)"
     )
+    # Picked texts are masked where they are picked, so every column looked up from them is masked.
+    masked_picked = "list_transform({list}, lambda b: {{'key': b.key, 'text': phi_mask(b.text), 'number': b.number}})"
     # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
     cur.execute(
         f"""
@@ -215,27 +222,28 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         ), scopes AS (
             SELECT doc_id, line, byte_offset,
                    otlp_attrs(rs.resource.attributes) AS resource_attributes,
-                   otlp_text(otlp_find(rs.resource.attributes, 'service.name')) AS service_name,
-                   {pull_business.format(attrs='coalesce(rs.resource.attributes, [])')} AS res_biz,
+                   {_pick('rs.resource.attributes', [*mapped, 'service.name'])} AS res_picked,
                    -- a producer writes scopeSpans or the legacy key; list_concat would copy every span
                    unnest(CASE WHEN rs.instrumentationLibrarySpans IS NULL THEN rs.scopeSpans
                                ELSE list_concat(rs.scopeSpans, rs.instrumentationLibrarySpans) END) AS ss
             FROM resources
-        ), scoped AS (
-            SELECT doc_id, line, byte_offset, resource_attributes, service_name, {resource_business}
-                   coalesce(ss.scope, ss.instrumentationLibrary) AS scope, ss.spans AS spans
-            FROM scopes
         ), masked AS (
             SELECT doc_id, line, byte_offset, phi_mask(resource_attributes) AS resource_attributes,
-                   phi_mask(service_name) AS service_name, {masked_resource_business}
+                   {masked_picked.format(list='res_picked')} AS res_picked,
+                   coalesce(ss.scope, ss.instrumentationLibrary) AS scope, ss.spans AS spans
+            FROM scopes
+        ), resolved AS (
+            SELECT doc_id, line, byte_offset, resource_attributes,
+                   list_filter(res_picked, lambda b: b.key = 'service.name')[1].text AS service_name,
+                   {resource_business}
                    phi_mask(scope.name) AS scope_name, phi_mask(scope.version) AS scope_version,
                    CASE WHEN scope.attributes IS NOT NULL THEN otlp_attrs(scope.attributes) END AS scope_attributes,
                    spans
-            FROM scoped
+            FROM masked
         )
         SELECT * EXCLUDE (scope_attributes, spans), phi_mask(scope_attributes) AS scope_attributes,
                unnest(spans, max_depth := 2)
-        FROM masked
+        FROM resolved
         """
     )
     cur.execute(
@@ -249,13 +257,13 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                    otlp_kind(kind) AS kind_name,
                    otlp_status(status.code) AS status_code,
                    otlp_nanos(startTimeUnixNano) AS start_nanos, otlp_nanos(endTimeUnixNano) AS end_nanos,
-                   {pull_business.format(attrs='coalesce(attributes, [])')} AS span_biz
-            FROM {p}_flat
-        ), looked_up AS (
-            SELECT *, {span_business}
-                   coalesce({_lookup(config, config.standard.error_type, 'attributes')}, {exception_type}) AS error_type,
-                   {_lookup(config, config.standard.http_status_code, 'attributes', as_int=True)} AS http_status_code,
+                   {_pick('attributes', [*mapped, *config.standard.error_type, *config.standard.http_status_code])} AS span_picked,
+                   CASE WHEN len(events) > 0 THEN list_filter(list_filter(events, lambda e: e.name = 'exception')[1].attributes,
+                        lambda a: a.key = 'exception.type')[1].value END AS exception_value,
                    otlp_attrs_except(attributes, {mapped_list}) AS attributes_json
+            FROM {p}_flat
+        ), masked AS (
+            SELECT *, {masked_picked.format(list='span_picked')} AS picked, otlp_text(exception_value) AS exception_type
             FROM decoded
         )
         SELECT span_row, line,
@@ -265,8 +273,9 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                (end_nanos - start_nanos) / 1e6 AS duration_ms,
                status_code, phi_mask(nullif(status.message, '')) AS status_message,
                service_name, scope_name, scope_version,
-               {masked_business}{absent_business}
-               phi_mask(error_type) AS error_type, http_status_code,
+               {span_business}{absent_business}
+               coalesce({_lookup(config, config.standard.error_type, 'picked')}, {exception_type}) AS error_type,
+               {_lookup(config, config.standard.http_status_code, 'picked', 'number')} AS http_status_code,
                phi_mask(attributes_json) AS attributes,
                resource_attributes, scope_attributes,
                concat_ws('; ',
@@ -288,7 +297,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                         lambda l: otlp_id(l.traceId, 16) IS NULL OR otlp_id(l.spanId, 8) IS NULL))
                         THEN 'a link has an invalid traceId or spanId' END END
                ) AS reason
-        FROM looked_up
+        FROM masked
         """
     )
     _inherit(cur, f"{p}_spans", business)
@@ -346,7 +355,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
             SELECT {input_literal} AS input, line, byte_offset, NULL AS field,
                    CASE WHEN d IS NULL THEN 'not valid JSON (or not an object)'
                         ELSE 'not OTLP traces: no resourceSpans' END AS reason,
-                   phi_scrub_raw(doc) AS raw
+                   phi_scrub_raw(rtrim(doc, chr(10))) AS raw  -- a line keeps its newline
             FROM checked
             WHERE d IS NULL OR coalesce(d.resourceSpans, d.batches, d.result.resourceSpans) IS NULL
             UNION ALL

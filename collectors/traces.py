@@ -17,7 +17,7 @@ import click
 import duckdb
 
 from collectors.otlp_config import TracesConfig, load_config
-from collectors.otlp_input import Chunk, load_chunk, read_chunks
+from collectors.otlp_input import Chunk, read_chunks, register_chunk
 from collectors.otlp_sql import install, land_chunk, transform_chunk
 from r2p.landing import BatchWriter
 
@@ -28,9 +28,8 @@ TRANSFORM_THREADS = 2
 def _transform(con: duckdb.DuckDBPyConnection, config: TracesConfig, chunk: Chunk, prefix: str, input_name: str) -> str:
     cursor = con.cursor()
     try:
-        load_chunk(cursor, chunk, f"{prefix}_docs")
+        register_chunk(cursor, chunk, f"{prefix}_docs")
         transform_chunk(cursor, config, prefix, f"{prefix}_docs", input_name)
-        cursor.execute(f"DROP TABLE {prefix}_docs")
     finally:
         cursor.close()
     return prefix
@@ -55,7 +54,7 @@ def land_chunks(writer: BatchWriter, config: TracesConfig, chunks: Iterable[Chun
         for index, chunk in enumerate(chunks):
             for reason, raw, byte_offset in chunk.rejects:
                 writer.reject(reason, raw, byte_offset=byte_offset)
-            has_documents = chunk.text is not None or bool(chunk.documents)
+            has_documents = chunk.data is not None or bool(chunk.documents)
             future = pool.submit(_transform, writer.con, config, chunk, f"chunk{index}", writer.input_name) if has_documents else None
             in_flight.append((future, chunk.end_offset))
             while len(in_flight) > TRANSFORM_THREADS:
