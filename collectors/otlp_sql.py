@@ -51,6 +51,15 @@ DOCUMENT_TYPE = (
     f'"result":{{"resourceSpans":[{_RESOURCE_SPANS}]}}}}'
 )
 """The json_transform schema of one OTLP/JSON traces document (unknown fields are ignored)."""
+PLAIN_DOCUMENT_TYPE = f'{{"resourceSpans":[{{"resource":{{"attributes":{_ATTRIBUTES}}},"scopeSpans":[{{"scope":{_SCOPE},"spans":[{_SPAN}]}}]}}]}}'
+"""The schema of a document in the current encoding: no legacy keys, no Tempo / Jaeger wrapper.
+
+Choosing between the alternatives of ``DOCUMENT_TYPE`` copies every span (DuckDB's ``coalesce``
+of nested lists), which costs a fifth of the parse; most documents need none of them, so they are
+parsed with this schema, and only documents that may use the legacy keys (by their text) or gave
+no span this way are parsed with ``DOCUMENT_TYPE``."""
+MAY_NEED_FULL_SCHEMA = "contains(doc, 'instrumentationLibrary') OR contains(doc, '\\u')"
+"""Documents the plain schema could misread: legacy keys, or a JSON escape that might spell one."""
 
 _KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _STATUSES = ("unset", "ok", "error")
@@ -182,55 +191,47 @@ REJECT_COLUMNS = "input VARCHAR, line BIGINT, byte_offset BIGINT, field VARCHAR,
 """The columns of ``<prefix>_rejects``: those ``BatchWriter.add_rejects`` takes."""
 
 
-def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix: str, docs: str, input_name: str) -> None:
-    """Turn the documents table ``docs`` into ``<prefix>_spans/_events/_links/_rejects`` (see module doc).
+def _masked_picked(picked: str) -> str:
+    """SQL of a ``_pick`` list with its texts masked, so every column looked up from it is masked."""
+    return f"list_transform({picked}, lambda b: {{'key': b.key, 'text': phi_mask(b.text), 'number': b.number}})"
 
-    Two materialised steps, because list lambdas over freshly unnested rows are several times
-    slower in DuckDB than over a stored table: ``<prefix>_flat`` (parsed and unnested, one row
-    a span, resource and scope columns computed once per resource / scope), then the span columns
-    in one projection of it; events, links and span rejects come from the flat rows by
-    ``span_row``. Only documents that gave no span are parsed again, to say why.
+
+def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
+    """SQL of the documents of ``docs`` parsed and unnested, one row a span, with their resource and
+    scope columns (computed once per resource / scope).
+
+    ``plain`` parses the documents of ``PLAIN_DOCUMENT_TYPE`` (and skips those that
+    ``MAY_NEED_FULL_SCHEMA``); otherwise ``DOCUMENT_TYPE`` with its legacy keys and wrappers.
     """
-    p = prefix
-    business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
     mapped = config.mapped_keys()
     resource_business = "".join(
         f"CASE WHEN len(res_picked) > 0 THEN {_lookup(config, config.business[column], 'res_picked')} END AS res_{column}, "
-        for column in business
+        for column in BUSINESS_COLUMNS if config.business.get(column)
     )
-    span_business = "".join(
-        f"coalesce(CASE WHEN len(picked) > 0 THEN {_lookup(config, config.business[column], 'picked')} END, "
-        f"res_{column}) AS {column}, "
-        for column in business
-    )
-    absent_business = "".join(f"NULL::VARCHAR AS {column}, " for column in BUSINESS_COLUMNS if column not in business)
-    mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
-    exception_type = (
-        sql_literal(config.redaction.redacted_value) if Redactor(config.redaction).key_redacted("exception.type")
-        else "phi_mask(exception_type)"
-    )
-    # Picked texts are masked where they are picked, so every column looked up from them is masked.
-    masked_picked = "list_transform({list}, lambda b: {{'key': b.key, 'text': phi_mask(b.text), 'number': b.number}})"
+    if plain:
+        parsed = f"try(json_transform(doc, '{PLAIN_DOCUMENT_TYPE}')) AS d FROM {docs} WHERE NOT ({MAY_NEED_FULL_SCHEMA})"
+        resource_spans, scope_spans, scope = "d.resourceSpans", "rs.scopeSpans", "ss.scope"
+    else:
+        parsed = f"try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM {docs}"
+        resource_spans = "coalesce(d.resourceSpans, d.batches, d.result.resourceSpans)"
+        # a producer writes scopeSpans or the legacy key; list_concat would copy every span
+        scope_spans = ("CASE WHEN rs.instrumentationLibrarySpans IS NULL THEN rs.scopeSpans "
+                       "ELSE list_concat(rs.scopeSpans, rs.instrumentationLibrarySpans) END")
+        scope = "coalesce(ss.scope, ss.instrumentationLibrary)"
     # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
-    cur.execute(
-        f"""
-        CREATE OR REPLACE TABLE {p}_flat AS
+    return f"""
         WITH resources AS (
-            SELECT doc_id, line, byte_offset,
-                   unnest(coalesce(d.resourceSpans, d.batches, d.result.resourceSpans)) AS rs
-            FROM (SELECT doc_id, line, byte_offset, try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM {docs})
+            SELECT doc_id, line, byte_offset, unnest({resource_spans}) AS rs
+            FROM (SELECT doc_id, line, byte_offset, {parsed})
         ), scopes AS (
             SELECT doc_id, line, byte_offset,
                    otlp_attrs(rs.resource.attributes) AS resource_attributes,
                    {_pick('rs.resource.attributes', [*mapped, 'service.name'])} AS res_picked,
-                   -- a producer writes scopeSpans or the legacy key; list_concat would copy every span
-                   unnest(CASE WHEN rs.instrumentationLibrarySpans IS NULL THEN rs.scopeSpans
-                               ELSE list_concat(rs.scopeSpans, rs.instrumentationLibrarySpans) END) AS ss
+                   unnest({scope_spans}) AS ss
             FROM resources
         ), masked AS (
             SELECT doc_id, line, byte_offset, phi_mask(resource_attributes) AS resource_attributes,
-                   {masked_picked.format(list='res_picked')} AS res_picked,
-                   coalesce(ss.scope, ss.instrumentationLibrary) AS scope, ss.spans AS spans
+                   {_masked_picked('res_picked')} AS res_picked, {scope} AS scope, ss.spans AS spans
             FROM scopes
         ), resolved AS (
             SELECT doc_id, line, byte_offset, resource_attributes,
@@ -244,8 +245,47 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         SELECT * EXCLUDE (scope_attributes, spans), phi_mask(scope_attributes) AS scope_attributes,
                unnest(spans, max_depth := 2)
         FROM resolved
-        """
+    """
+
+
+def _spanless_documents(cur: duckdb.DuckDBPyConnection, docs: str, flat: str) -> int:
+    """How many documents of ``docs`` gave no row to ``flat``."""
+    return int(cur.execute(
+        f"SELECT (SELECT count(*) FROM {docs}) - (SELECT count(DISTINCT doc_id) FROM {flat})"
+    ).fetchone()[0])
+
+
+def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix: str, docs: str, input_name: str) -> None:
+    """Turn the documents table ``docs`` into ``<prefix>_spans/_events/_links/_rejects`` (see module doc).
+
+    Two materialised steps, because list lambdas over freshly unnested rows are several times
+    slower in DuckDB than over a stored table: ``<prefix>_flat`` (parsed and unnested, one row
+    a span, resource and scope columns computed once per resource / scope; see ``_flat_select``
+    for the two schemas), then the span columns in one projection of it; events, links and span
+    rejects come from the flat rows by ``span_row``. Documents that gave no span are parsed with
+    the full schema, and those that still give none once more, to say why.
+    """
+    p = prefix
+    business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
+    mapped = config.mapped_keys()
+    span_business = "".join(
+        f"coalesce(CASE WHEN len(picked) > 0 THEN {_lookup(config, config.business[column], 'picked')} END, "
+        f"res_{column}) AS {column}, "
+        for column in business
     )
+    absent_business = "".join(f"NULL::VARCHAR AS {column}, " for column in BUSINESS_COLUMNS if column not in business)
+    mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
+    exception_type = (
+        sql_literal(config.redaction.redacted_value) if Redactor(config.redaction).key_redacted("exception.type")
+        else "phi_mask(exception_type)"
+    )
+    # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
+    cur.execute(f"CREATE OR REPLACE TABLE {p}_flat AS {_flat_select(config, docs, plain=True)}")
+    spanless = f"(SELECT * FROM {docs} ANTI JOIN (SELECT DISTINCT doc_id FROM {p}_flat) USING (doc_id))"
+    spanless_documents = _spanless_documents(cur, docs, f"{p}_flat")
+    if spanless_documents:
+        cur.execute(f"INSERT INTO {p}_flat BY NAME {_flat_select(config, spanless, plain=False)}")
+        spanless_documents = _spanless_documents(cur, docs, f"{p}_flat")
     cur.execute(
         f"""
         CREATE OR REPLACE TABLE {p}_spans AS
@@ -263,7 +303,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                    otlp_attrs_except(attributes, {mapped_list}) AS attributes_json
             FROM {p}_flat
         ), masked AS (
-            SELECT *, {masked_picked.format(list='span_picked')} AS picked, otlp_text(exception_value) AS exception_type
+            SELECT *, {_masked_picked('span_picked')} AS picked, otlp_text(exception_value) AS exception_type
             FROM decoded
         )
         SELECT span_row, line,
@@ -326,10 +366,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         """
     )
     # Planning the reject query costs about as much as running it; most chunks have no reject.
-    rejected_spans, spanless_documents = cur.execute(
-        f"SELECT (SELECT count(*) FROM {p}_spans WHERE reason <> ''), "
-        f"(SELECT count(*) FROM {docs}) - (SELECT count(DISTINCT doc_id) FROM {p}_flat)"
-    ).fetchone()
+    rejected_spans = cur.execute(f"SELECT count(*) FROM {p}_spans WHERE reason <> ''").fetchone()[0]
     if not (rejected_spans or spanless_documents):
         cur.execute(f"CREATE OR REPLACE TABLE {p}_rejects ({REJECT_COLUMNS})")
     else:
@@ -339,7 +376,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
             CREATE OR REPLACE TABLE {p}_rejects AS
             WITH spanless AS MATERIALIZED (
                 -- parsed again, only the documents that gave no span
-                SELECT * FROM {docs} ANTI JOIN (SELECT DISTINCT doc_id FROM {p}_flat) USING (doc_id)
+                SELECT * FROM {spanless}
             ), checked AS MATERIALIZED (  -- else the filter below repeats json_transform
                 SELECT line, byte_offset, doc, try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM spanless
             ), span_rejects AS (
