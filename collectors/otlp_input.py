@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ import duckdb
 import pyarrow as pa
 
 CHUNK_BYTES = 16 << 20
+NEWLINE = re.compile(rb"\n")
+WHITESPACE = b" \t\r\n\f\v"
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -49,36 +52,29 @@ def _line_documents(chunk: Chunk) -> pa.Table:
     """
     data = chunk.data
     assert data is not None
-    start = chunk.end_offset - len(data)
-    pieces = data.split(b"\n")
-    if not pieces[-1]:
-        pieces.pop()  # nothing after the last newline
-    offsets = [0, *itertools.accumulate(len(piece) + 1 for piece in pieces)]
-    offsets[-1] = min(offsets[-1], len(data))  # a last line without its newline
+    starts = [0, *(match.end() for match in NEWLINE.finditer(data))]
+    if starts[-1] == len(data):
+        starts.pop()  # nothing after the last newline
+    offsets = [*starts, len(data)]
     try:
         data.decode("utf-8")
-        text = data
+        text, text_offsets = data, offsets
     except UnicodeDecodeError:
-        fixed = [piece.decode("utf-8", "replace").encode() for piece in pieces]
-        text = b"\n".join(fixed) + (b"\n" if data.endswith(b"\n") else b"")
-        text_offsets = [0, *itertools.accumulate(len(piece) + 1 for piece in fixed)]
-        text_offsets[-1] = min(text_offsets[-1], len(text))
-    else:
-        text_offsets = offsets
-    docs = pa.LargeStringArray.from_buffers(
-        len(pieces), pa.array(text_offsets, pa.int64()).buffers()[1], pa.py_buffer(text)
-    )
+        lines = [data[begin:end].decode("utf-8", "replace").encode() for begin, end in itertools.pairwise(offsets)]
+        text, text_offsets = b"".join(lines), [0, *itertools.accumulate(map(len, lines))]
+    docs = pa.LargeStringArray.from_buffers(len(starts), pa.array(text_offsets, pa.int64()).buffers()[1], pa.py_buffer(text))
+    start = chunk.end_offset - len(data)
     table = pa.table({
-        "line": pa.array(range(chunk.first_line, chunk.first_line + len(pieces)), pa.int64()),
-        "byte_offset": pa.array([start + offset for offset in offsets[:-1]], pa.int64()),
+        "line": pa.array(range(chunk.first_line, chunk.first_line + len(starts)), pa.int64()),
+        "byte_offset": pa.array([start + offset for offset in starts], pa.int64()),
         "doc": docs,
     })
-    blank = [index for index, piece in enumerate(pieces) if not piece.strip()]
+    blank = {
+        index for index, (begin, end) in enumerate(itertools.pairwise(offsets))
+        if data[begin : begin + 1] in WHITESPACE and not data[begin:end].strip()
+    }
     if blank:
-        keep = [True] * len(pieces)
-        for index in blank:
-            keep[index] = False
-        table = table.filter(pa.array(keep))
+        table = table.filter(pa.array([index not in blank for index in range(len(starts))]))
     return table.add_column(0, "doc_id", pa.array(range(1, table.num_rows + 1), pa.int64()))
 
 

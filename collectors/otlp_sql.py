@@ -440,7 +440,10 @@ def land_chunk(writer: BatchWriter, config: TracesConfig, prefix: str) -> None:
     for suffix, columns in text_columns.items():
         if not sizes[suffix]:
             continue
-        counts = con.execute(f"SELECT {redaction.count_sql(config.redaction, columns)} FROM {prefix}_{suffix}")
+        joined = f"concat_ws(chr(10), {', '.join(columns)})"
+        counts = con.execute(
+            f"SELECT {redaction.count_sql(config.redaction, 'text')} FROM (SELECT {joined} AS text FROM {prefix}_{suffix})"
+        )
         names = [description[0] for description in counts.description]
         for name, count in zip(names, counts.fetchall()[0]):
             if count:
