@@ -27,7 +27,8 @@
 -- returned: events with outcome returned. manual_steps: events flagged manual.
 -- exceptions: failed or exception events plus error spans of the case (DOMAIN.md section 3, exception).
 -- is_paid: status paid. paid_on_time: paid_at <= due_at (NULL when not paid).
--- is_touchless: paid with no exception, no return, no rejection, one approval entry and no manual step.
+-- is_touchless: paid with no exception, no return, no rejection and no manual step. Re-entering approval
+--   is not counted: systems confirm approval after the budget check (an echo, not rework); rework is a return.
 -- first_pass_match: the case's first match event succeeded (NULL when it has no match event).
 -- touched_by_exception: exceptions > 0.
 -- variant: the sequence of stage visits, `requisition > approval > ...` (repeats show rework).
@@ -198,7 +199,7 @@ select
     coalesce(events.failed_events, 0) + coalesce(spans.error_spans, 0) as exceptions,
     events.paid_at is not null and not coalesce(events.has_rejection or events.has_cancellation, false) as is_paid,
     case when is_paid then events.paid_at <= coalesce(events.stated_due_at, entries.invoice_at + interval 30 days) end as paid_on_time,
-    is_paid and exceptions = 0 and returned = 0 and entries.approval_entries <= 1 and manual_steps = 0 as is_touchless,
+    is_paid and exceptions = 0 and returned = 0 and manual_steps = 0 as is_touchless,
     events.first_match_outcome = 'succeeded' as first_pass_match,
     exceptions > 0 as touched_by_exception,
     entries.variant,
