@@ -7,7 +7,8 @@ hands readers their own cursor (``reader()``), one per thread, as DuckDB require
 DuckDB lets one process hold the file read-write and refuses every other process, readers too.
 So collectors never open it (they only write landing batches); the dashboard holds it and loads
 new batches every few seconds; ``r2p refresh`` loads them when no dashboard runs, and otherwise
-reports who holds it (``WarehouseBusy``).
+reports who holds it (``WarehouseBusy``). A file whose canonical tables were made by another
+version of the contract is emptied on open and loaded again from the landing zone.
 
 Loading is idempotent: a batch is loaded once (``ingest_batches`` records it) and each table keeps
 the first row of each key (``schema.Record.key``) in landing order, so duplicates delivered in two
@@ -83,10 +84,31 @@ class Warehouse:
     def _create(self) -> None:
         from metrics.build import build_views
 
+        if self._made_by_another_contract():
+            self._drop_everything()
         for model in schema.TABLES:
             self.con.execute(schema.ddl(model))
         build_views(self.con)
         self._loaded: set[str] = {row[0] for row in self.con.execute("SELECT batch_id FROM ingest_batches").fetchall()}
+
+    def _made_by_another_contract(self) -> bool:
+        """Whether a canonical table's stored columns differ from the contract (a file from another version)."""
+        stored: dict[str, list[str]] = {}
+        for table, column in self.con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND NOT internal "
+            "ORDER BY table_name, column_index"
+        ).fetchall():
+            stored.setdefault(table, []).append(column)
+        return any(model.table in stored and stored[model.table] != schema.column_names(model) for model in schema.TABLES)
+
+    def _drop_everything(self) -> None:
+        """Empty the file so that it is loaded again from the landing zone, its source of truth."""
+        for (view,) in self.con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal"
+        ).fetchall():
+            self.con.execute(f'DROP VIEW IF EXISTS "{view}" CASCADE')
+        for (table,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall():
+            self.con.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for reading on the calling thread (DuckDB wants one per thread)."""

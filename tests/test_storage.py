@@ -97,6 +97,19 @@ def test_rebuild_gives_identical_tables_and_marts(landed_sample: Path) -> None:
     assert _snapshot(landed_sample) == before
 
 
+def test_a_warehouse_made_by_an_older_contract_reloads_from_the_landing_zone(landed_sample: Path) -> None:
+    refresh_now(landed_sample)
+    before = _snapshot(landed_sample)
+    con = duckdb.connect(str(landed_sample / "warehouse.duckdb"))
+    con.execute("ALTER TABLE triage_events DROP COLUMN based_on_event_id")  # as a file from before that column
+    con.close()
+    warehouse = Warehouse(landed_sample)
+    assert warehouse.pending(), "the old file's loads are forgotten"
+    warehouse.refresh()
+    warehouse.close()
+    assert _snapshot(landed_sample) == before
+
+
 HOLDER = textwrap.dedent(
     """
     import sys, time
