@@ -1,8 +1,8 @@
 -- One row per wait of a case in approval or budget check that lasted (or, still open, may last) past its
 -- SLA: the interval from an approval or budget-check event to the case's next event. Only these waits
 -- can ever be stalled, so the stall queries look nowhere else.
--- A wait starts at every approval or budget_check event before the case's first PO creation
--- (fct_requisition_timeline.po_creation_at) except a rejected, cancelled or returned one
+-- A wait starts at every approval or budget_check event before the case's first PO creation event
+-- (fct_requisition_timeline.po_creation_at, unless from spans) except a rejected, cancelled or returned one
 -- (the case left the approvers' hands) and ends at the case's next point in time order (occurred_at):
 -- the next event of its visit to the stage, else the entry into the case's next visit
 -- (fct_case_stage_visits, which sorted the case's points once; a stage known from spans only counts).
@@ -31,9 +31,11 @@ candidates as (
     join fct_requisition_timeline as timeline using (case_id)
     join int_approval_slas as slas on slas.priority = coalesce(timeline.priority, 'routine')
     where steps.outcome not in ('rejected', 'cancelled', 'returned')
-        -- once its PO exists nobody waits on approval: a budget-check result that comes back after the
-        -- approval (the suite timed out and approved without it) opens no wait
-        and (timeline.po_creation_at is null or steps.occurred_at < timeline.po_creation_at)
+        -- once the ERP has recorded its PO nobody waits on approval: a budget-check result that comes back
+        -- after the approval (the suite timed out and approved without it) opens no wait. A PO creation seen in
+        -- spans only (still retried, or dead-lettered) is not a PO: the approved requisition waits on the system.
+        and (timeline.po_creation_at is null or steps.occurred_at < timeline.po_creation_at
+            or list_contains(coalesce(timeline.stages_from_spans, []), 'po_creation'))
         and (steps.next_in_stage_at is null or epoch(steps.next_in_stage_at - steps.occurred_at) > slas.sla_s)
 ),
 
