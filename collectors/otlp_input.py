@@ -32,8 +32,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 class Chunk:
     """Whole documents from one input: either JSON-lines bytes or a list of documents."""
 
-    data: bytes | None = None
-    """JSON lines (several whole lines, UTF-8), the first of which is line ``first_line``."""
+    data: bytes | bytearray | None = None
+    """JSON lines (several whole lines, UTF-8), the first of which is line ``first_line``; not
+    changed once the chunk is made (DuckDB reads the documents from this very buffer)."""
     first_line: int = 1
     documents: list[tuple[int | None, int | None, str]] = field(default_factory=list)
     """(line, byte_offset, OTLP/JSON text) documents, for single-document and protobuf inputs."""
@@ -152,11 +153,12 @@ def json_line_chunks(
     """Chunks of whole lines from ``stream`` (``head`` already read), starting at byte ``offset``.
 
     With ``final`` a last line without its newline is a document; without it (follow mode) it is
-    left unread, so the next poll reads it whole.
+    left unread, so the next poll reads it whole. A chunk's bytes are read once into its own
+    buffer, which becomes its documents (only the part line after its last newline is copied).
     """
-    pending, eof = head, False
+    pending, eof = bytearray(head), False
     while True:
-        if not eof and (len(pending) < chunk_bytes or b"\n" not in pending):
+        if not eof and (len(pending) < chunk_bytes or pending.rfind(b"\n") < 0):
             more = stream.read(max(chunk_bytes - len(pending), 0) or chunk_bytes)
             if more:
                 pending += more
@@ -167,7 +169,8 @@ def json_line_chunks(
             if not (final and pending):
                 return
             cut = len(pending) - 1
-        body, pending = pending[: cut + 1], pending[cut + 1 :]
+        body, pending = pending, pending[cut + 1 :]
+        del body[cut + 1 :]
         yield Chunk(data=body, first_line=first_line, end_offset=offset + len(body))
         offset += len(body)
         first_line += body.count(b"\n")
