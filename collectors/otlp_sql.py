@@ -405,7 +405,16 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
 
 
 def _inherit(cur: duckdb.DuckDBPyConnection, table: str, business: list[str]) -> None:
-    """Fill an accepted span's missing business columns from its accepted parent's, until nothing changes."""
+    """Fill an accepted span's missing business columns from its accepted parent's, until nothing changes.
+
+    Only the columns some accepted span of the table has can be inherited; the UPDATE writes no
+    other (a deployment sets a few of the business keys, and each updated column costs).
+    """
+    if business:
+        present = cur.execute(
+            f"SELECT {', '.join(f'count({column})' for column in business)} FROM {table} WHERE reason = ''"
+        ).fetchone()
+        business = [column for column, count in zip(business, present) if count]
     if not business:
         return
     assignments = ", ".join(f"{column} = coalesce(c.{column}, p.{column})" for column in business)
