@@ -1,4 +1,5 @@
-"""Page query speed and model build time: ``python -m bench pages [--events N] [--build-events N] [--runs N]``.
+"""Page query speed and model build time:
+``python -m bench pages [--events N] [--build-events N] [--runs N] [--spans N] [--keep-dir DIR]``.
 
 Synthetic canonical transaction events (and one span per case, 3 % of them failed) are generated
 directly in DuckDB SQL into a file warehouse with the canonical tables: a flow template of 15
@@ -9,16 +10,25 @@ re-approved, 6 % stopping in approval (open), priorities 5 / 20 / 75 %, 5 facili
 * ``model_build_s``: the marts of the procurement models (issue 7) built from ``build_events``
   events (default 1.5 M), views first, every mart of this issue timed together.
 * page timings at ``events`` events (default 10 M): each page's query functions, called as the page
-  calls them, warm; the median of ``runs`` runs of the whole set, in milliseconds.
+  calls them, warm; the median of ``runs`` runs of the whole set, in milliseconds. Whole cases are
+  generated until there are at least ``events`` events; the figures' ``events`` is the real count.
 
 ``PAGES`` maps a page to the functions it runs; other issues' pages may add their own entries.
 The integration pages of issue 8 and ``trace_lookup_ms`` are timed by bench.pages_integration.extend
 over ``spans`` spans (default 10 M) added to the same warehouse after these timings.
+
+``--keep-dir DIR`` keeps the generated warehouses in DIR (``procurement-<events>.duckdb``, and
+``integration-<events>-<spans>.duckdb``, a copy with issue 8's data added) and reuses them on later runs
+with the same sizes: their raw tables are not generated again, but views and marts are rebuilt, so a
+changed model is measured (``setup_s`` and ``integration_setup_s`` then time only that rebuild). Delete
+DIR when the generators change.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,9 +42,12 @@ from metrics import build, cycle_times, executive, overview, requisition, stalls
 from metrics.filters import Filters
 from r2p import schema
 
-ISSUE_MARTS = ("fct_case_stage_visits", "fct_requisition_timeline", "fct_stage_durations", "fct_approval_waits",
-               "fct_approval_system_intervals", "fct_stalled_approvals", "fct_executive_kpis_weekly")
+ISSUE_MARTS = ("fct_case_stage_visits", "fct_requisition_timeline", "fct_case_measures", "fct_stage_durations",
+               "fct_approval_waits", "fct_approval_system_intervals", "fct_stalled_approvals", "fct_executive_kpis_weekly")
 EVENTS_PER_CASE = 15
+OPEN_PERCENT = 6
+MEAN_EVENTS_PER_CASE = ((100 - OPEN_PERCENT) * EVENTS_PER_CASE + OPEN_PERCENT * 4) / 100
+"""A case open in its second approval stops after 4 events."""
 
 STEPS = """
     SELECT * FROM (VALUES
@@ -58,8 +71,19 @@ STEPS = """
 
 
 def generate(con: duckdb.DuckDBPyConnection, events: int) -> int:
-    """Fill transaction_events (about ``events`` rows), spans and span_links; returns the number of cases."""
-    cases = max(1, events // EVENTS_PER_CASE)
+    """Fill transaction_events with at least ``events`` rows (whole cases) and one span per case; returns the
+    number of cases. Which cases stay open is a hash roll, so cases are added until the count is reached."""
+    cases, generated = 0, 0
+    while generated < events:
+        more = max(1, math.ceil((events - generated) / MEAN_EVENTS_PER_CASE))
+        generate_cases(con, cases, cases + more)
+        cases += more
+        generated = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
+    return cases
+
+
+def generate_cases(con: duckdb.DuckDBPyConnection, first: int, last: int) -> None:
+    """Insert the events and the span of cases ``first`` to ``last - 1``."""
     con.execute(f"""
         INSERT INTO transaction_events BY NAME
         WITH cases AS (
@@ -67,7 +91,7 @@ def generate(con: duckdb.DuckDBPyConnection, events: int) -> int:
                 hash(range, 'f') % 5 AS facility, hash(range, 's') % 40 AS supplier, hash(range, 'd') % 8 AS department,
                 (hash(range, 'p') % 100) AS priority_roll, (hash(range, 'r') % 100) AS fate_roll,
                 TIMESTAMPTZ '2025-01-06 00:00:00+00' + to_seconds((hash(range, 't') % (70 * 86400))::BIGINT) AS created
-            FROM range({cases})
+            FROM range({first}, {last})
         ),
         steps AS ({STEPS}),
         walked AS (
@@ -75,7 +99,7 @@ def generate(con: duckdb.DuckDBPyConnection, events: int) -> int:
                 -- a gap around the step's median: exp of a uniform in [-1, 1] times the median
                 median_min * 60 * exp(((hash(n, step) % 2001) / 1000.0) - 1) AS gap_s
             FROM cases, steps
-            WHERE NOT (fate_roll < 6 AND step > 4)            -- open: waiting on the second approval
+            WHERE NOT (fate_roll < {OPEN_PERCENT} AND step > 4)            -- open: waiting on the second approval
         ),
         timed AS (
             SELECT *, created + to_seconds(sum(gap_s) OVER (PARTITION BY n ORDER BY step)::BIGINT) AS occurred
@@ -114,18 +138,22 @@ def generate(con: duckdb.DuckDBPyConnection, events: int) -> int:
             CASE WHEN hash(range, 'e') % 100 < 3 THEN 'error' ELSE 'ok' END AS status_code,
             'procurement-suite' AS service_name, 'approval' AS stage, 'REQ-' || range AS requisition_id,
             '{{}}' AS attributes, '{{}}' AS resource_attributes, 'bench' AS batch_id
-        FROM range({cases})
+        FROM range({first}, {last})
     """)
-    return cases
 
 
-def warehouse(directory: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, int]:
-    """A file warehouse with the canonical tables, ``events`` synthetic events and the views of every model."""
-    con = duckdb.connect(str(directory / "bench.duckdb"))
+def warehouse(path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """The file warehouse at ``path`` with the views of every model; a new file first gets the canonical tables
+    and at least ``events`` synthetic events. Returns it and its number of cases."""
+    fresh = not path.exists()
+    con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
-    for model in schema.TABLES:
-        con.execute(schema.ddl(model))
-    cases = generate(con, events)
+    if fresh:
+        for model in schema.TABLES:
+            con.execute(schema.ddl(model))
+        cases = generate(con, events)
+    else:
+        cases = con.execute("SELECT count(*) FROM spans WHERE batch_id = 'bench'").fetchone()[0]
     build.build_views(con)
     return con, cases
 
@@ -175,18 +203,22 @@ def page_calls(con: duckdb.DuckDBPyConnection, case_id: str, moment: dt.datetime
     }
 
 
-def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5", spans: str = "10000000") -> dict:
-    """Build time at ``build_events`` events, page timings at ``events`` events."""
+def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5", spans: str = "10000000",
+        keep_dir: str | None = None) -> dict:
+    """Build time at ``build_events`` events, page timings at ``events`` events (warehouses kept in ``keep_dir``)."""
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
-        con, cases = warehouse(Path(scratch), int(build_events))
+        con, cases = warehouse(Path(scratch) / "build.duckdb", int(build_events))
         figures["build_events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
         figures["model_build_s"] = round(build_issue_marts(con), 2)
         print(f"marts of issue 7 from {figures['build_events']:,} events ({cases:,} cases): {figures['model_build_s']} s")
         con.close()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
+        directory = Path(keep_dir or scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        procurement = directory / f"procurement-{int(events)}.duckdb"
         started = time.perf_counter()
-        con, cases = warehouse(Path(scratch), int(events))
+        con, cases = warehouse(procurement, int(events))
         build.build_marts(con)
         figures["events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
         figures["cases"] = con.execute("SELECT count(*) FROM fct_requisition_timeline").fetchone()[0]
@@ -198,7 +230,16 @@ def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5"
         for page, ms in figures["page_ms"].items():
             print(f"{page}: {ms} ms (median of {runs}, warm) over {figures['events']:,} events, {figures['cases']:,} cases")
         # Issue 8's pages (Integration health, Sync drift, Trace) and trace_lookup_ms, over `spans` spans added
-        # to this warehouse: see bench/pages_integration.py.
-        figures.update(pages_integration.extend(con, int(spans), int(runs)))
+        # to this warehouse (to a copy of it, kept beside it, with --keep-dir): see bench/pages_integration.py.
+        if keep_dir:
+            con.close()
+            integration = directory / f"integration-{int(events)}-{int(spans)}.duckdb"
+            add_data = not integration.exists()
+            if add_data:
+                shutil.copyfile(procurement, integration)
+            con, _ = warehouse(integration, int(events))
+            figures.update(pages_integration.extend(con, int(spans), int(runs), add_data))
+        else:
+            figures.update(pages_integration.extend(con, int(spans), int(runs)))
         con.close()
     return figures

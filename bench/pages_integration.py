@@ -137,11 +137,13 @@ def page_calls(con: duckdb.DuckDBPyConnection, po_number: str, trace_id: str) ->
     }
 
 
-def extend(con: duckdb.DuckDBPyConnection, spans: int = 10_000_000, runs: int = 5) -> dict:
-    """Add the integration data to a bench warehouse, rebuild the marts and time the integration pages."""
-    cases = con.execute("SELECT count(DISTINCT requisition_id) FROM transaction_events").fetchone()[0] or 1
+def extend(con: duckdb.DuckDBPyConnection, spans: int = 10_000_000, runs: int = 5, add_data: bool = True) -> dict:
+    """Add the integration data to a bench warehouse (unless it holds them already: ``add_data`` false),
+    rebuild the marts and time the integration pages."""
     started = time.perf_counter()
-    add_spans_and_receipts(con, spans, cases)
+    if add_data:
+        cases = con.execute("SELECT count(DISTINCT requisition_id) FROM transaction_events").fetchone()[0] or 1
+        add_spans_and_receipts(con, spans, cases)
     build.build_marts(con)
     figures: dict[str, object] = {"integration_setup_s": round(time.perf_counter() - started, 1)}
     figures["integration_spans"] = con.execute("SELECT count(*) FROM spans").fetchone()[0]
@@ -163,7 +165,7 @@ def run(events: str = "10000000", spans: str = "10000000", runs: str = "5") -> d
     from bench.pages import warehouse
 
     with tempfile.TemporaryDirectory(prefix="bench-integration-") as scratch:
-        con, _ = warehouse(Path(scratch), int(events))
+        con, _ = warehouse(Path(scratch) / "bench.duckdb", int(events))
         figures = extend(con, int(spans), int(runs))
         con.close()
     return figures

@@ -1,10 +1,12 @@
 """Cycle times (DOMAIN.md section 3): per stage, between two stages, end to end and the headline sub-cycles.
 
 Everything is read from ``fct_requisition_timeline`` (one row per case) and ``fct_stage_durations``
-(one row per stage transition); the durations are defined there, once. Figures are medians (p50) and
-p90 in seconds, always with the count of cases behind them (``cases``). A case is in the slice when
-its first event's day is in the date range and its facility / supplier are selected; ``dimensions``
-narrows further by department, priority, category (lists of values).
+(one row per stage transition); the durations are defined there, once. The headline figures and the
+stage breakdown read the same durations from ``fct_case_measures``, the timeline's duration columns one
+row per case and measure, sorted by value so that exact quantiles over them are cheaper. Figures are
+medians (p50) and p90 in seconds, always with the count of cases behind them (``cases``). A case is in
+the slice when its first event's day is in the date range and its facility / supplier are selected;
+``dimensions`` narrows further by department, priority, category (lists of values).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from metrics.filters import Filters
 from r2p.schema import STAGES
 
 TIMELINE = "fct_requisition_timeline"
+CASE_MEASURES = "fct_case_measures"
 
 
 @dataclass(frozen=True)
@@ -103,18 +106,27 @@ def summary(con: duckdb.DuckDBPyConnection, filters: Filters, measures: tuple[st
             dimensions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per measure: measure, label, definition, cases, p50_s, p90_s."""
     where, params = case_where(filters, dimensions)
-    # one scan of the slice, every measure an aggregate with its own FILTER
-    aggregates = []
-    for name in measures:
-        measure, condition = _measure(name), _condition(name)
-        aggregates.append(f"count({measure.seconds}) FILTER (WHERE {condition})")
-        aggregates.append(f"quantile_cont({measure.seconds}, [0.5, 0.9]) FILTER (WHERE {condition})")
-    row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TIMELINE} WHERE {where}", params).fetchone()
+    rows = _quantiles(con, [(measure, _condition(measure)) for measure in measures], (0.5, 0.9), where, params)
     return pd.DataFrame(
-        [(name, MEASURES[name].label, MEASURES[name].definition, cases, *(quantiles or (None, None)))
-         for name, cases, quantiles in zip(measures, row[0::2], row[1::2])],
+        [(name, MEASURES[name].label, MEASURES[name].definition, cases, *quantiles)
+         for name, (cases, quantiles) in zip(measures, rows)],
         columns=["measure", "label", "definition", "cases", "p50_s", "p90_s"],
     ).astype({"cases": "int64", "p50_s": "float64", "p90_s": "float64"})
+
+
+def _quantiles(con: duckdb.DuckDBPyConnection, measures: list[tuple[str, str]], fractions: tuple[float, ...],
+               where: str, params: dict[str, object]) -> list[tuple[int, tuple[float | None, ...]]]:
+    """Per (measure, condition on the case): the cases of the slice ``where`` with that measure, and its exact
+    quantiles (quantile_cont) at ``fractions`` (NULLs when no case). One query, a branch per measure, each
+    reading the measure's sorted run of fct_case_measures."""
+    branches = [
+        f"SELECT {index} AS position, count(seconds) AS cases, quantile_cont(seconds, {list(fractions)}) AS quantiles "
+        f"FROM {CASE_MEASURES} WHERE measure = '{_measure(name).seconds}' AND {condition} AND {where}"
+        for index, (name, condition) in enumerate(measures)
+    ]
+    rows = dict((position, (cases, tuple(quantiles or (None,) * len(fractions))))
+                for position, cases, quantiles in con.execute(" UNION ALL ".join(branches), params).fetchall())
+    return [rows[index] for index in range(len(measures))]
 
 
 def by_dimension(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str, dimension: str,
@@ -127,11 +139,12 @@ def by_dimension(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str,
     key = week_of(spec.ended_at) if dimension == "week" else dimension
     return con.execute(
         f"""
-        SELECT {key} AS {dimension}, count(*) AS cases,
-            quantile_cont({spec.seconds}, 0.5) AS p50_s, quantile_cont({spec.seconds}, 0.9) AS p90_s
-        FROM {TIMELINE}
-        WHERE {where} AND {_condition(measure)} AND {spec.seconds} IS NOT NULL
-        GROUP BY 1 ORDER BY 1 NULLS LAST
+        SELECT {dimension}, cases, quantiles[1] AS p50_s, quantiles[2] AS p90_s FROM (
+            SELECT {key} AS {dimension}, count(*) AS cases, quantile_cont({spec.seconds}, [0.5, 0.9]) AS quantiles
+            FROM {TIMELINE}
+            WHERE {where} AND {_condition(measure)} AND {spec.seconds} IS NOT NULL
+            GROUP BY 1
+        ) ORDER BY 1 NULLS LAST
         """,
         params,
     ).df()
@@ -151,13 +164,13 @@ def weekly(con: duckdb.DuckDBPyConnection, filters: Filters, measure: str, by: s
     partition, order = (f"PARTITION BY {by}", f"{by}, week") if by else ("", "week")
     return con.execute(
         f"""
-        WITH weeks AS (
-            SELECT {', '.join(group)}, count(*) AS cases,
-                quantile_cont({spec.seconds}, 0.5) AS p50_s, quantile_cont({spec.seconds}, 0.9) AS p90_s
+        WITH grouped AS (
+            SELECT {', '.join(group)}, count(*) AS cases, quantile_cont({spec.seconds}, [0.5, 0.9]) AS quantiles
             FROM {TIMELINE}
             WHERE {where} AND {_condition(measure)} AND {spec.seconds} IS NOT NULL
             GROUP BY ALL
-        )
+        ),
+        weeks AS (SELECT * EXCLUDE (quantiles), quantiles[1] AS p50_s, quantiles[2] AS p90_s FROM grouped)
         SELECT *,
             lag(p50_s) OVER w AS previous_p50_s,
             lag(cases) OVER w AS previous_cases,
@@ -177,11 +190,9 @@ def stage_breakdown(con: duckdb.DuckDBPyConnection, filters: Filters,
     stage, cases, p10_s, p25_s, p50_s, p75_s, p90_s of its cycle time (the box of a box plot)."""
     where, params = case_where(filters, dimensions)
     stages = [stage for stage in STAGES if not filters.stages or stage in filters.stages]
-    # one scan of the slice, a count and the five quantiles per stage
-    aggregates = [f"count({stage}_s), quantile_cont({stage}_s, [0.1, 0.25, 0.5, 0.75, 0.9])" for stage in stages]
-    row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TIMELINE} WHERE {where}", params).fetchone()
+    rows = _quantiles(con, [(stage, "true") for stage in stages], (0.1, 0.25, 0.5, 0.75, 0.9), where, params)
     return pd.DataFrame(
-        [(stage, cases, *quantiles) for stage, cases, quantiles in zip(stages, row[0::2], row[1::2]) if cases],
+        [(stage, cases, *quantiles) for stage, (cases, quantiles) in zip(stages, rows) if cases],
         columns=["stage", "cases", "p10_s", "p25_s", "p50_s", "p75_s", "p90_s"],
     ).astype({"cases": "int64", **{column: "float64" for column in ("p10_s", "p25_s", "p50_s", "p75_s", "p90_s")}})
 
@@ -215,10 +226,12 @@ def variants(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 10,
     where, params = case_where(filters, dimensions)
     return con.execute(
         f"""
-        SELECT variant, count(*) AS cases, count(*) / sum(count(*)) OVER () AS share,
-            quantile_cont(end_to_end_s, 0.5) AS p50_s, quantile_cont(end_to_end_s, 0.9) AS p90_s
-        FROM {TIMELINE} WHERE {where}
-        GROUP BY variant ORDER BY cases DESC, variant LIMIT {int(limit)}
+        SELECT variant, cases, share, quantiles[1] AS p50_s, quantiles[2] AS p90_s FROM (
+            SELECT variant, count(*) AS cases, count(*) / sum(count(*)) OVER () AS share,
+                quantile_cont(end_to_end_s, [0.5, 0.9]) AS quantiles
+            FROM {TIMELINE} WHERE {where}
+            GROUP BY variant
+        ) ORDER BY cases DESC, variant LIMIT {int(limit)}
         """,
         params,
     ).df()

@@ -1,7 +1,8 @@
 """Sync drift, unsynced objects, state drift and match-exception attribution (the Sync drift page).
 
-Reads fct_sync_drift (one row per flow object occurrence), fct_unsynced_objects, fct_state_drift and
-fct_match_exception_causes; the verdicts (late, missing, breach, cause) are defined once in those models.
+Reads fct_sync_drift (one row per flow object occurrence), its daily rollup fct_sync_lags_daily,
+fct_unsynced_objects, fct_state_drift and fct_match_exception_causes; the verdicts (late, missing, breach,
+cause) are defined once in those models.
 """
 
 from __future__ import annotations
@@ -23,19 +24,60 @@ def _flow_where(filters: Filters, flow: str | None, day: str = "day") -> tuple[s
     return where, params
 
 
-def flow_summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """Per flow: objects, synced, late, missing, lag p50 / p95 / max (seconds, of synced objects), SLA."""
-    where, params = filters.where()
+LAG_ROWS = ("(SELECT *, 1 AS objects, is_synced::INTEGER AS synced, is_late::INTEGER AS late, "
+            "is_missing::INTEGER AS missing FROM fct_sync_drift)")
+"""fct_sync_drift's rows in the shape of fct_sync_lags_daily, for what the daily rollup cannot answer (hours)."""
+
+
+def _lag_figures(con: duckdb.DuckDBPyConnection, source: str, keys: dict[str, str], where: str,
+                 params: dict[str, object], columns: str, order: str) -> pd.DataFrame:
+    """Per value of ``keys`` (name: SQL over ``source``) in the slice ``where``: objects, synced, late, missing,
+    lag_p50_s, lag_p95_s, lag_max_s (seconds, of arrived objects) and sla_s; ``columns`` and ``order`` shape the
+    result. ``source`` holds objects, synced, late and missing per lag_s (fct_sync_lags_daily or LAG_ROWS).
+
+    The quantiles are quantile_cont's, computed from the (lag_s, objects) pairs: position (n - 1) * q among the
+    n arrived objects, interpolated between the lags at its floor and ceiling. The lag at 0-based position i is
+    the lowest lag with more than i objects at or below it."""
+    names = ", ".join(keys)
+    percentiles = {"p50": 0.5, "p95": 0.95}
+    positions = ", ".join(f"any_value({q}::DOUBLE * last) AS {name}_at" for name, q in percentiles.items())
+    bounds = ", ".join(
+        f"min(lag_s) FILTER (WHERE upto > floor({q}::DOUBLE * last)) AS {name}_lo, "
+        f"min(lag_s) FILTER (WHERE upto > ceil({q}::DOUBLE * last)) AS {name}_hi"
+        for name, q in percentiles.items())
+    interpolated = ", ".join(f"{name}_lo + ({name}_at - floor({name}_at)) * ({name}_hi - {name}_lo) AS lag_{name}_s"
+                             for name in percentiles)
     return con.execute(
         f"""
-        SELECT flow, count(*) AS objects, count(*) FILTER (WHERE is_synced) AS synced,
-            count(*) FILTER (WHERE is_late) AS late, count(*) FILTER (WHERE is_missing) AS missing,
-            quantile_cont(lag_s, 0.5) AS lag_p50_s, quantile_cont(lag_s, 0.95) AS lag_p95_s, max(lag_s) AS lag_max_s,
-            any_value(sla_s) AS sla_s
-        FROM fct_sync_drift WHERE {where} GROUP BY flow ORDER BY flow
+        WITH slice AS (
+            SELECT {", ".join(f"{sql} AS {name}" for name, sql in keys.items())}, lag_s, sum(objects) AS objects,
+                sum(synced) AS synced, sum(late) AS late, sum(missing) AS missing, any_value(sla_s) AS sla_s
+            FROM {source} WHERE {where} GROUP BY ALL
+        ),
+        ranked AS (
+            SELECT {names}, lag_s,
+                sum(objects) OVER (PARTITION BY {names} ORDER BY lag_s ROWS UNBOUNDED PRECEDING) AS upto,
+                (sum(objects) OVER (PARTITION BY {names}) - 1)::DOUBLE AS last
+            FROM slice WHERE lag_s IS NOT NULL
+        ),
+        quantiles AS (SELECT {names}, {positions}, {bounds} FROM ranked GROUP BY ALL),
+        totals AS (
+            SELECT {names}, sum(objects)::BIGINT AS objects, sum(synced)::BIGINT AS synced, sum(late)::BIGINT AS late,
+                sum(missing)::BIGINT AS missing, max(lag_s) AS lag_max_s, any_value(sla_s) AS sla_s
+            FROM slice GROUP BY ALL
+        ),
+        figures AS (SELECT totals.*, {interpolated} FROM totals LEFT JOIN quantiles USING ({names}))
+        SELECT {columns} FROM figures ORDER BY {order}
         """,
         params,
     ).df()
+
+
+def flow_summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Per flow: objects, synced, late, missing, lag p50 / p95 / max (seconds, of synced objects), SLA."""
+    where, params = filters.where()
+    return _lag_figures(con, "fct_sync_lags_daily", {"flow": "flow"}, where, params,
+                        "flow, objects, synced, late, missing, lag_p50_s, lag_p95_s, lag_max_s, sla_s", "flow")
 
 
 def drift_by(con: duckdb.DuckDBPyConnection, filters: Filters, dimension: str, flow: str | None = None) -> pd.DataFrame:
@@ -43,15 +85,9 @@ def drift_by(con: duckdb.DuckDBPyConnection, filters: Filters, dimension: str, f
     if dimension not in ("facility_id", "supplier_id"):
         raise ValueError(f"cannot group sync drift by {dimension}")
     where, params = _flow_where(filters, flow)
-    return con.execute(
-        f"""
-        SELECT flow, coalesce({dimension}, '(none)') AS {dimension}, count(*) AS objects,
-            count(*) FILTER (WHERE is_late) AS late, count(*) FILTER (WHERE is_missing) AS missing,
-            quantile_cont(lag_s, 0.5) AS lag_p50_s, quantile_cont(lag_s, 0.95) AS lag_p95_s, max(lag_s) AS lag_max_s
-        FROM fct_sync_drift WHERE {where} GROUP BY ALL ORDER BY late + missing DESC, objects DESC, 1, 2
-        """,
-        params,
-    ).df()
+    return _lag_figures(con, "fct_sync_lags_daily", {"flow": "flow", dimension: f"coalesce({dimension}, '(none)')"},
+                        where, params, f"flow, {dimension}, objects, late, missing, lag_p50_s, lag_p95_s, lag_max_s",
+                        "late + missing DESC, objects DESC, 1, 2")
 
 
 def lag_over_time(con: duckdb.DuckDBPyConnection, filters: Filters, flow: str | None = None,
@@ -60,14 +96,8 @@ def lag_over_time(con: duckdb.DuckDBPyConnection, filters: Filters, flow: str | 
     if grain not in ("hour", "day"):
         raise ValueError("grain must be hour or day")
     where, params = _flow_where(filters, flow)
-    return con.execute(
-        f"""
-        SELECT flow, {grain} AS period, count(*) AS objects, count(*) FILTER (WHERE is_late) AS late,
-            quantile_cont(lag_s, 0.5) AS lag_p50_s, quantile_cont(lag_s, 0.95) AS lag_p95_s, max(lag_s) AS lag_max_s
-        FROM fct_sync_drift WHERE {where} GROUP BY ALL ORDER BY flow, period
-        """,
-        params,
-    ).df()
+    return _lag_figures(con, "fct_sync_lags_daily" if grain == "day" else LAG_ROWS, {"flow": "flow", "period": grain},
+                        where, params, "flow, period, objects, late, lag_p50_s, lag_p95_s, lag_max_s", "flow, period")
 
 
 def missing_at(con: duckdb.DuckDBPyConnection, moment: dt.datetime, filters: Filters = Filters(),
