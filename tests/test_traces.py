@@ -245,6 +245,30 @@ def test_user_mapping_and_legacy_instrumentation_library(tmp_path):
     assert span["attributes"] == "{}"
 
 
+def test_documents_needing_the_full_schema_beside_plain_ones(tmp_path):
+    # Lines mixing a current and a legacy resource (the second spelling the legacy keys with JSON
+    # escapes) and a Tempo wrapper must give every span, like the plain line beside them.
+    def mixed(first: str, second: str) -> dict:
+        document = json.loads(traces_line([span_json(first)], {"service.name": "current"}))
+        legacy = json.loads(traces_line([span_json(second)], {"service.name": "legacy"}, legacy=True))
+        document["resourceSpans"] += legacy["resourceSpans"]
+        return document
+
+    escaped = json.dumps(mixed("00000000000000f3", "00000000000000f4")).replace(
+        '"instrumentationLibrary', '"instrumentation\\u004cibrary')
+    tempo = {"batches": json.loads(traces_line([span_json("00000000000000f5")], {"service.name": "tempo"}))["resourceSpans"]}
+    path = tmp_path / "shapes.jsonl"
+    path.write_text("\n".join([traces_line([span_json("00000000000000f0")], {"service.name": "plain"}),
+                               json.dumps(mixed("00000000000000f1", "00000000000000f2")), escaped,
+                               json.dumps(tempo)]) + "\n")
+    summary = ingest(tmp_path / "data", path)
+    assert (summary.accepted["spans"], summary.rejected) == (6, 0)
+    assert {(s["span_id"], s["service_name"], s["scope_name"]) for s in rows(tmp_path / "data", "spans")} == {
+        ("00000000000000f0", "plain", "r2p"), ("00000000000000f1", "current", "r2p"),
+        ("00000000000000f2", "legacy", "r2p"), ("00000000000000f3", "current", "r2p"),
+        ("00000000000000f4", "legacy", "r2p"), ("00000000000000f5", "tempo", "r2p")}
+
+
 def test_bad_config_is_a_user_error(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[business]\npo_numbr = ["x"]\n')
