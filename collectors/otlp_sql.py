@@ -189,6 +189,13 @@ SPAN_COLUMNS = (
 """The canonical span columns ``<prefix>_spans`` holds (beside its ``span_row``, ``line`` and ``reason``)."""
 REJECT_COLUMNS = "input VARCHAR, line BIGINT, byte_offset BIGINT, field VARCHAR, reason VARCHAR, raw VARCHAR"
 """The columns of ``<prefix>_rejects``: those ``BatchWriter.add_rejects`` takes."""
+EVENT_COLUMNS = "trace_id VARCHAR, span_id VARCHAR, event_index BIGINT, time TIMESTAMP, name VARCHAR, attributes VARCHAR"
+LINK_COLUMNS = (
+    "trace_id VARCHAR, span_id VARCHAR, link_index BIGINT, linked_trace_id VARCHAR, linked_span_id VARCHAR, "
+    "trace_state VARCHAR, attributes VARCHAR"
+)
+"""The columns of ``<prefix>_events`` and ``<prefix>_links``, created empty (no query to plan) when
+no span of the chunk has events or links."""
 
 
 def _masked_picked(picked: str) -> str:
@@ -248,11 +255,13 @@ def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
     """
 
 
-def _spanless_documents(cur: duckdb.DuckDBPyConnection, docs: str, flat: str) -> int:
-    """How many documents of ``docs`` gave no row to ``flat``."""
-    return int(cur.execute(
-        f"SELECT (SELECT count(*) FROM {docs}) - (SELECT count(DISTINCT doc_id) FROM {flat})"
-    ).fetchone()[0])
+def _flat_counts(cur: duckdb.DuckDBPyConnection, docs: str, flat: str) -> tuple[int, int, int]:
+    """The documents of ``docs`` that gave no row to ``flat``, and the rows of ``flat`` with events, with links."""
+    spanless, with_events, with_links = cur.execute(
+        f"SELECT (SELECT count(*) FROM {docs}) - (SELECT count(DISTINCT doc_id) FROM {flat}), "
+        f"(SELECT count(*) FROM {flat} WHERE len(events) > 0), (SELECT count(*) FROM {flat} WHERE len(links) > 0)"
+    ).fetchone()
+    return spanless, with_events, with_links
 
 
 def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix: str, docs: str, input_name: str) -> None:
@@ -282,10 +291,10 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
     # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
     cur.execute(f"CREATE OR REPLACE TABLE {p}_flat AS {_flat_select(config, docs, plain=True)}")
     spanless = f"(SELECT * FROM {docs} ANTI JOIN (SELECT DISTINCT doc_id FROM {p}_flat) USING (doc_id))"
-    spanless_documents = _spanless_documents(cur, docs, f"{p}_flat")
+    spanless_documents, with_events, with_links = _flat_counts(cur, docs, f"{p}_flat")
     if spanless_documents:
         cur.execute(f"INSERT INTO {p}_flat BY NAME {_flat_select(config, spanless, plain=False)}")
-        spanless_documents = _spanless_documents(cur, docs, f"{p}_flat")
+        spanless_documents, with_events, with_links = _flat_counts(cur, docs, f"{p}_flat")
     cur.execute(
         f"""
         CREATE OR REPLACE TABLE {p}_spans AS
@@ -341,30 +350,37 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         """
     )
     _inherit(cur, f"{p}_spans", business)
-    cur.execute(
-        f"""
-        CREATE OR REPLACE TABLE {p}_events AS
-        SELECT trace_id, span_id, event_index, time, phi_mask(name) AS name, phi_mask(attributes) AS attributes
-        FROM (SELECT s.trace_id, s.span_id, event_index - 1 AS event_index, otlp_time(e.timeUnixNano) AS time,
-                     coalesce(e.name, '') AS name, otlp_attrs(e.attributes) AS attributes
-              FROM (SELECT rowid AS span_row, unnest(events) AS e, generate_subscripts(events, 1) AS event_index
-                    FROM {p}_flat WHERE len(events) > 0) JOIN {p}_spans s USING (span_row)
-              WHERE s.reason = '')
-        """
-    )
-    cur.execute(
-        f"""
-        CREATE OR REPLACE TABLE {p}_links AS
-        SELECT trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state,
-               phi_mask(attributes) AS attributes
-        FROM (SELECT s.trace_id, s.span_id, link_index - 1 AS link_index,
-                     otlp_id(l.traceId, 16) AS linked_trace_id, otlp_id(l.spanId, 8) AS linked_span_id,
-                     l.traceState AS trace_state, otlp_attrs(l.attributes) AS attributes
-              FROM (SELECT rowid AS span_row, unnest(links) AS l, generate_subscripts(links, 1) AS link_index
-                    FROM {p}_flat WHERE len(links) > 0) JOIN {p}_spans s USING (span_row)
-              WHERE s.reason = '')
-        """
-    )
+    # A chunk without events or links gets empty tables: planning their queries costs more than nothing.
+    if with_events:
+        cur.execute(
+            f"""
+            CREATE OR REPLACE TABLE {p}_events AS
+            SELECT trace_id, span_id, event_index, time, phi_mask(name) AS name, phi_mask(attributes) AS attributes
+            FROM (SELECT s.trace_id, s.span_id, event_index - 1 AS event_index, otlp_time(e.timeUnixNano) AS time,
+                         coalesce(e.name, '') AS name, otlp_attrs(e.attributes) AS attributes
+                  FROM (SELECT rowid AS span_row, unnest(events) AS e, generate_subscripts(events, 1) AS event_index
+                        FROM {p}_flat WHERE len(events) > 0) JOIN {p}_spans s USING (span_row)
+                  WHERE s.reason = '')
+            """
+        )
+    else:
+        cur.execute(f"CREATE OR REPLACE TABLE {p}_events ({EVENT_COLUMNS})")
+    if with_links:
+        cur.execute(
+            f"""
+            CREATE OR REPLACE TABLE {p}_links AS
+            SELECT trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state,
+                   phi_mask(attributes) AS attributes
+            FROM (SELECT s.trace_id, s.span_id, link_index - 1 AS link_index,
+                         otlp_id(l.traceId, 16) AS linked_trace_id, otlp_id(l.spanId, 8) AS linked_span_id,
+                         l.traceState AS trace_state, otlp_attrs(l.attributes) AS attributes
+                  FROM (SELECT rowid AS span_row, unnest(links) AS l, generate_subscripts(links, 1) AS link_index
+                        FROM {p}_flat WHERE len(links) > 0) JOIN {p}_spans s USING (span_row)
+                  WHERE s.reason = '')
+            """
+        )
+    else:
+        cur.execute(f"CREATE OR REPLACE TABLE {p}_links ({LINK_COLUMNS})")
     # Planning the reject query costs about as much as running it; most chunks have no reject.
     rejected_spans = cur.execute(f"SELECT count(*) FROM {p}_spans WHERE reason <> ''").fetchone()[0]
     if not (rejected_spans or spanless_documents):
