@@ -2,10 +2,10 @@
 
 A file is split into ``Chunk``s of whole documents. JSON lines are cut at line boundaries into
 chunks of about ``CHUNK_BYTES`` (memory stays bounded whatever the file size) and handed to DuckDB
-as an Arrow table of lines over the chunk's own bytes (no copy, no Python string). A single JSON document is one chunk. Protobuf
-(``TracesData`` / ``ExportTraceServiceRequest``, one message or a length-delimited stream) is
-decoded with opentelemetry-proto and re-encoded by ``json_format``, whose base64 ids and enum names
-the SQL transform accepts like any other producer's.
+as an Arrow table of lines over the chunk's own bytes (no copy, no Python string). A single JSON
+document is one chunk. Protobuf (``TracesData`` / ``ExportTraceServiceRequest``, one message or a
+length-delimited stream) is decoded with opentelemetry-proto and re-encoded by ``json_format``,
+whose base64 ids and enum names the SQL transform accepts like any other producer's.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _line_documents(chunk: Chunk) -> pa.Table:
     except UnicodeDecodeError:
         lines = [data[begin:end].decode("utf-8", "replace").encode() for begin, end in itertools.pairwise(offsets)]
         text, text_offsets = b"".join(lines), [0, *itertools.accumulate(map(len, lines))]
-    docs = pa.LargeStringArray.from_buffers(len(starts), pa.array(text_offsets, pa.int64()).buffers()[1], pa.py_buffer(text))
+    offsets_buffer = pa.array(text_offsets, pa.int64()).buffers()[1]
+    docs = pa.LargeStringArray.from_buffers(len(starts), offsets_buffer, pa.py_buffer(text))
     start = chunk.end_offset - len(data)
     table = pa.table({
         "line": pa.array(range(chunk.first_line, chunk.first_line + len(starts)), pa.int64()),

@@ -51,7 +51,10 @@ DOCUMENT_TYPE = (
     f'"result":{{"resourceSpans":[{_RESOURCE_SPANS}]}}}}'
 )
 """The json_transform schema of one OTLP/JSON traces document (unknown fields are ignored)."""
-PLAIN_DOCUMENT_TYPE = f'{{"resourceSpans":[{{"resource":{{"attributes":{_ATTRIBUTES}}},"scopeSpans":[{{"scope":{_SCOPE},"spans":[{_SPAN}]}}]}}]}}'
+PLAIN_DOCUMENT_TYPE = (
+    f'{{"resourceSpans":[{{"resource":{{"attributes":{_ATTRIBUTES}}},'
+    f'"scopeSpans":[{{"scope":{_SCOPE},"spans":[{_SPAN}]}}]}}]}}'
+)
 """The schema of a document in the current encoding: no legacy keys, no Tempo / Jaeger wrapper.
 
 Choosing between the alternatives of ``DOCUMENT_TYPE`` copies every span (DuckDB's ``coalesce``

@@ -256,7 +256,8 @@ def test_documents_needing_the_full_schema_beside_plain_ones(tmp_path):
 
     escaped = json.dumps(mixed("00000000000000f3", "00000000000000f4")).replace(
         '"instrumentationLibrary', '"instrumentation\\u004cibrary')
-    tempo = {"batches": json.loads(traces_line([span_json("00000000000000f5")], {"service.name": "tempo"}))["resourceSpans"]}
+    tempo = json.loads(traces_line([span_json("00000000000000f5")], {"service.name": "tempo"}))
+    tempo = {"batches": tempo["resourceSpans"]}
     path = tmp_path / "shapes.jsonl"
     path.write_text("\n".join([traces_line([span_json("00000000000000f0")], {"service.name": "plain"}),
                                json.dumps(mixed("00000000000000f1", "00000000000000f2")), escaped,
