@@ -50,6 +50,16 @@ def literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def trim_sql(text: str) -> str:
+    """SQL of ``trim(text)`` (which drops Unicode spaces at both ends) that only calls trim where it
+    could change something: trim reads every character of every value, and few values need it.
+
+    An ASCII text starting above ``' '`` and not ending in one has nothing to trim
+    (``strlen`` counts bytes and ``length`` characters, so they differ exactly when there is non-ASCII).
+    """
+    return f"CASE WHEN {text} < '!' OR suffix({text}, ' ') OR strlen({text}) <> length({text}) THEN trim({text}) ELSE {text} END"
+
+
 def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
     """SQL turning the text expression ``text`` into a UTC TIMESTAMPTZ (NULL when it does not parse).
 
@@ -91,7 +101,7 @@ def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
 
 def decimal_text_sql(text: str, decimal: str, thousands: str) -> str:
     """SQL normalising a number written with ``decimal`` / ``thousands`` separators to ``1234.5`` form."""
-    cleaned = f"trim({text})"
+    cleaned = trim_sql(text)
     if thousands:
         cleaned = f"replace({cleaned}, {literal(thousands)}, '')"
     if decimal == ",":
@@ -153,7 +163,7 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
     }
     sources = {name: present[0] for name, present in columns_of.items()}  # the column a reject names
     texts = {
-        name: "coalesce(" + ", ".join(f"NULLIF(trim({ident(column)}), '')" for column in present) + ")"
+        name: "coalesce(" + ", ".join(f"NULLIF({trim_sql(ident(column))}, '')" for column in present) + ")"
         for name, present in columns_of.items()
     }  # several names: the first non-empty one
     values: dict[str, str] = {}  # canonical column -> SQL of its parsed value, over the texts
@@ -406,9 +416,9 @@ def probe(con: duckdb.DuckDBPyConnection, mapping: Mapping, source: Input) -> No
     delimiter): one clear message instead of millions of identical rejects.
     """
     compiled = compile_mapping(mapping, source)
-    total, rejected, common = con.execute(
+    ((total, rejected, common),) = con.execute(
         f"SELECT count(*), count(__problem), mode(__problem) FROM ({compiled.select})"
-    ).fetchone()
+    ).fetchall()
     if total and total == rejected:
         column, reason = common.split(PROBLEM_SEPARATOR, 1)
         raise UserError(
@@ -418,17 +428,41 @@ def probe(con: duckdb.DuckDBPyConnection, mapping: Mapping, source: Input) -> No
 
 
 def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
-    """Parse ``__src`` with the mapping; land good rows as transaction_events, the rest as rejects."""
+    """Parse ``__src`` with the mapping; land good rows as transaction_events, the rest as rejects.
+
+    The good rows go straight from the parse into the landing files (one pass, nothing held in
+    memory); a count of the input's records then says whether any row had a problem, and only
+    then is the input parsed again to find them (rejects are rare, and usually few).
+    """
     con = writer.con
     compiled = compile_mapping(mapping, source)
-    # Built in parallel and kept in the input's order, so a row id + 1 is the record number
-    # (row_number() over the input would run the whole parse on one thread).
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __parsed AS {compiled.select}")
     canonical = [c for c in schema.column_names(schema.TransactionEvent) if c != "batch_id"]
-    writer.add(
+    landed = writer.add(
         schema.TransactionEvent.table,
-        con.sql(f"SELECT {', '.join(canonical)} FROM __parsed WHERE __problem IS NULL"),
+        con.sql(f"SELECT {', '.join(canonical)} FROM ({compiled.select}) WHERE __problem IS NULL"),
     )
+    ((records,),) = con.execute("SELECT count(*) FROM __src").fetchall()
+    if landed < records:
+        _reject_problems(writer, compiled, source)
+    if source.csv_errors:
+        writer.add_rejects(
+            con.sql(
+                # DuckDB stores one error per missing column of a line: one reject per line, its first error
+                f"SELECT {literal(source.name)} AS input, line, min(byte_position) AS byte_offset, "
+                "arg_min(column_name, column_idx) AS field, "
+                "arg_min(CAST(error_type AS VARCHAR) || ': ' || error_message, column_idx) AS reason, "
+                f"left(any_value(csv_line), {RAW_TEXT_LIMIT}) AS raw FROM {CSV_ERRORS} GROUP BY line"
+            )
+        )
+
+
+def _reject_problems(writer: BatchWriter, compiled: Compiled, source: Input) -> None:
+    """Land the rows of ``__src`` with a problem as rejects, with their line, column and reason."""
+    con = writer.con
+    # Built in parallel and kept in the input's order, so a row id + 1 is the record number
+    # (row_number() over the input would run the whole parse on one thread). Only the problem
+    # and the raw text are kept: the rest of the parse is not even computed.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __problems AS SELECT __problem, __raw FROM ({compiled.select})")
     if source.line_offset is None:
         line = "NULL"
     elif source.csv_errors:
@@ -444,20 +478,10 @@ def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
             f"SELECT {literal(source.name)} AS input, {line} AS line, NULL::BIGINT AS byte_offset, "
             f"NULLIF(split_part(__problem, chr(31), 1), '') AS field, "
             f"substr(__problem, strpos(__problem, chr(31)) + 1) AS reason, __raw AS raw "
-            "FROM (SELECT rowid + 1 AS __record, * FROM __parsed WHERE __problem IS NOT NULL)"
+            "FROM (SELECT rowid + 1 AS __record, * FROM __problems WHERE __problem IS NOT NULL)"
         )
     )
-    if source.csv_errors:
-        writer.add_rejects(
-            con.sql(
-                # DuckDB stores one error per missing column of a line: one reject per line, its first error
-                f"SELECT {literal(source.name)} AS input, line, min(byte_position) AS byte_offset, "
-                "arg_min(column_name, column_idx) AS field, "
-                "arg_min(CAST(error_type AS VARCHAR) || ': ' || error_message, column_idx) AS reason, "
-                f"left(any_value(csv_line), {RAW_TEXT_LIMIT}) AS raw FROM {CSV_ERRORS} GROUP BY line"
-            )
-        )
-    con.execute("DROP TABLE __parsed")
+    con.execute("DROP TABLE __problems")
 
 
 def collect(path: Path, writer: BatchWriter, mapping: Mapping) -> None:

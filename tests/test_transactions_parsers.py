@@ -10,7 +10,7 @@ import duckdb
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors.tabular import amount_sql, literal, timestamp_sql
+from collectors.tabular import amount_sql, literal, timestamp_sql, trim_sql
 
 CON = duckdb.connect()
 CON.execute("SET TimeZone = 'UTC'")
@@ -91,3 +91,13 @@ def test_amounts_with_either_decimal_separator_and_thousands(amount, separators)
 @given(st.text(alphabet="abcxyz$%", min_size=1, max_size=8))
 def test_non_numbers_are_null(text) -> None:
     assert CON.execute(f"SELECT {amount_sql(literal(text))}").fetchone()[0] is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=[" ", "\t", "\n", "\u00a0", "\u1680", "\u2003", "\u3000", "a", "Z", "1", "!", "é"], max_size=8))
+@example(" a")
+@example("a\u00a0")  # ends in a Unicode space, starts with ASCII
+@example("\u3000")
+def test_the_guarded_trim_trims_exactly_like_trim(text) -> None:
+    guarded, plain = CON.execute(f"SELECT {trim_sql(literal(text))}, trim({literal(text)})").fetchone()
+    assert guarded == plain
