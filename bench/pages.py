@@ -42,8 +42,9 @@ from metrics import build, cycle_times, executive, overview, requisition, stalls
 from metrics.filters import Filters
 from r2p import schema
 
-ISSUE_MARTS = ("fct_case_stage_visits", "fct_requisition_timeline", "fct_case_measures", "fct_stage_durations",
-               "fct_approval_waits", "fct_approval_system_intervals", "fct_stalled_approvals", "fct_executive_kpis_weekly")
+ISSUE_MARTS = ("fct_case_stage_visits", "fct_requisition_timeline", "fct_case_cohorts", "fct_case_measures",
+               "fct_stage_durations", "fct_approval_waits", "fct_approval_system_intervals", "fct_stalled_approvals",
+               "fct_executive_kpis_weekly")
 EVENTS_PER_CASE = 15
 OPEN_PERCENT = 6
 MEAN_EVENTS_PER_CASE = ((100 - OPEN_PERCENT) * EVENTS_PER_CASE + OPEN_PERCENT * 4) / 100

@@ -3,7 +3,8 @@
 Everything is read from ``fct_requisition_timeline`` (one row per case) and ``fct_stage_durations``
 (one row per stage transition); the durations are defined there, once. The headline figures and the
 stage breakdown read the same durations from ``fct_case_measures``, the timeline's duration columns one
-row per case and measure, sorted by value so that exact quantiles over them are cheaper. Figures are
+row per case and measure, sorted by value so that exact quantiles over them are cheaper; a case's
+filter attributes are there its cohort's (``fct_case_cohorts``). Figures are
 medians (p50) and p90 in seconds, always with the count of cases behind them (``cases``). A case is in
 the slice when its first event's day is in the date range and its facility / supplier are selected;
 ``dimensions`` narrows further by department, priority, category (lists of values).
@@ -22,6 +23,7 @@ from r2p.schema import STAGES
 
 TIMELINE = "fct_requisition_timeline"
 CASE_MEASURES = "fct_case_measures"
+COHORTS = "fct_case_cohorts"
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,7 @@ def _condition(name: str) -> str:
 def summary(con: duckdb.DuckDBPyConnection, filters: Filters, measures: tuple[str, ...] = tuple(SUB_CYCLES),
             dimensions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per measure: measure, label, definition, cases, p50_s, p90_s."""
-    where, params = case_where(filters, dimensions)
-    rows = _quantiles(con, [(measure, _condition(measure)) for measure in measures], (0.5, 0.9), where, params)
+    rows = _quantiles(con, filters, dimensions, [(measure, _condition(measure)) for measure in measures], (0.5, 0.9))
     return pd.DataFrame(
         [(name, MEASURES[name].label, MEASURES[name].definition, cases, *quantiles)
          for name, (cases, quantiles) in zip(measures, rows)],
@@ -114,16 +115,23 @@ def summary(con: duckdb.DuckDBPyConnection, filters: Filters, measures: tuple[st
     ).astype({"cases": "int64", "p50_s": "float64", "p90_s": "float64"})
 
 
-def _quantiles(con: duckdb.DuckDBPyConnection, measures: list[tuple[str, str]], fractions: tuple[float, ...],
-               where: str, params: dict[str, object]) -> list[tuple[int, tuple[float | None, ...]]]:
-    """Per (measure, condition on the case): the cases of the slice ``where`` with that measure, and its exact
+def _quantiles(con: duckdb.DuckDBPyConnection, filters: Filters, dimensions: dict[str, list[str]] | None,
+               measures: list[tuple[str, str]], fractions: tuple[float, ...]) -> list[tuple[int, tuple[float | None, ...]]]:
+    """Per (measure, condition on the case's attributes): the cases of the slice with that measure and its exact
     quantiles (quantile_cont) at ``fractions`` (NULLs when no case). One query, a branch per measure, each
-    reading the measure's sorted run of fct_case_measures."""
-    branches = [
-        f"SELECT {index} AS position, count(seconds) AS cases, quantile_cont(seconds, {list(fractions)}) AS quantiles "
-        f"FROM {CASE_MEASURES} WHERE measure = '{_measure(name).seconds}' AND {condition} AND {where}"
-        for index, (name, condition) in enumerate(measures)
-    ]
+    reading the measure's sorted run of fct_case_measures; the day range applies to its rows, the other
+    filters to the cases' cohorts."""
+    days, params = Filters(start=filters.start, end=filters.end).where(day="day")
+    attributes, attribute_params = case_where(dataclasses.replace(filters, start=None, end=None), dimensions)
+    params.update(attribute_params)
+    branches = []
+    for index, (name, condition) in enumerate(measures):
+        selected = [clause for clause in (attributes, condition) if clause != "true"]
+        # a slice on no case attribute takes every cohort: no semi-join
+        cohorts = f"cohort IN (SELECT cohort FROM {COHORTS} WHERE {' AND '.join(selected)})" if selected else "true"
+        branches.append(
+            f"SELECT {index} AS position, count(seconds) AS cases, quantile_cont(seconds, {list(fractions)}) AS quantiles "
+            f"FROM {CASE_MEASURES} WHERE measure = '{_measure(name).seconds}' AND {days} AND {cohorts}")
     rows = dict((position, (cases, tuple(quantiles or (None,) * len(fractions))))
                 for position, cases, quantiles in con.execute(" UNION ALL ".join(branches), params).fetchall())
     return [rows[index] for index in range(len(measures))]
@@ -188,9 +196,8 @@ def stage_breakdown(con: duckdb.DuckDBPyConnection, filters: Filters,
                     dimensions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per stage (flow order; the stage filter's stages when set) with a duration:
     stage, cases, p10_s, p25_s, p50_s, p75_s, p90_s of its cycle time (the box of a box plot)."""
-    where, params = case_where(filters, dimensions)
     stages = [stage for stage in STAGES if not filters.stages or stage in filters.stages]
-    rows = _quantiles(con, [(stage, "true") for stage in stages], (0.1, 0.25, 0.5, 0.75, 0.9), where, params)
+    rows = _quantiles(con, filters, dimensions, [(stage, "true") for stage in stages], (0.1, 0.25, 0.5, 0.75, 0.9))
     return pd.DataFrame(
         [(stage, cases, *quantiles) for stage, (cases, quantiles) in zip(stages, rows) if cases],
         columns=["stage", "cases", "p10_s", "p25_s", "p50_s", "p75_s", "p90_s"],
@@ -284,8 +291,9 @@ def format_duration(seconds: float | None) -> str:
 
 
 def distinct_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
-    """The values of a case dimension (department, priority, category) present in the timeline, sorted."""
+    """The values of a case dimension (department, priority, category) present in the timeline, sorted (read
+    from its cohorts, a few rows)."""
     if column not in ("department", "priority", "category"):
         raise ValueError(f"no case filter on {column}")
-    rows = con.execute(f"SELECT DISTINCT {column} FROM {TIMELINE} WHERE {column} IS NOT NULL ORDER BY 1").fetchall()
+    rows = con.execute(f"SELECT DISTINCT {column} FROM {COHORTS} WHERE {column} IS NOT NULL ORDER BY 1").fetchall()
     return [row[0] for row in rows]
