@@ -340,6 +340,19 @@ def test_malformed_line_rejected_rest_lands(tmp_path):
         4, "not valid JSON (or not an object)", '{"resourceSpans": [ truncated')
 
 
+def test_crlf_blank_lines_and_bytes_that_are_not_utf8(tmp_path):
+    lines = (DATA / "otlp2parquet_traces.jsonl").read_bytes().splitlines()
+    bad = b'{"resourceSpans": [ \xff truncated'
+    head = b"\r\n".join(lines[:2]) + b"\r\n\r\n   \r\n"  # two blank lines (CRLF) are no documents
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(head + bad + b"\r\n" + b"\r\n".join(lines[2:]) + b"\r\n")
+    summary = ingest(tmp_path / "data", path)
+    assert (summary.accepted["spans"], summary.rejected) == (19, 1)
+    [reject] = rows(tmp_path / "data", "rejects")
+    assert (reject["line"], reject["byte_offset"], reject["reason"]) == (5, len(head), "not valid JSON (or not an object)")
+    assert reject["raw"] == '{"resourceSpans": [ \ufffd truncated\r'
+
+
 def test_gzip_and_length_delimited_protobuf(tmp_path):
     gz = tmp_path / "traces.jsonl.gz"
     gz.write_bytes(gzip.compress((DATA / "otlp2parquet_traces.jsonl").read_bytes()))
