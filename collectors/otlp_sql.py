@@ -3,7 +3,8 @@
 Input: a table of documents ``(doc_id BIGINT, line BIGINT, byte_offset BIGINT, doc VARCHAR)``, each an OTLP/JSON
 ``TracesData`` / ``ExportTraceServiceRequest`` (a file-exporter line, a whole file, a decoded
 protobuf message, an HTTP request body). ``transform_chunk`` parses them with ``json_transform``
-against one explicit schema, unnests resources, scopes and spans, normalises the encoding quirks
+against an explicit schema (a plain one, the full one only for documents that may need it),
+unnests resources, scopes and spans, normalises the encoding quirks
 (hex in any case or base64 ids, 64-bit integers as strings or numbers, enums as numbers or names,
 omitted defaults, every AnyValue kind, the legacy ``instrumentationLibrarySpans`` key, Tempo's
 ``batches`` and Jaeger's ``result`` wrappers), maps business keys, redacts, and writes the tables
