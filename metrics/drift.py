@@ -2,7 +2,8 @@
 
 Reads fct_sync_drift (one row per flow object occurrence), its daily rollup fct_sync_lags_daily,
 fct_unsynced_objects, fct_state_drift and fct_match_exception_causes; the verdicts (late, missing, breach,
-cause) are defined once in those models.
+cause) are defined once in those models. Lag p50 / p95 per flow, day, facility or supplier come from the
+rollup's lag buckets: approximate, within 0.5 % (fct_sync_lags_daily says how).
 """
 
 from __future__ import annotations
@@ -24,48 +25,53 @@ def _flow_where(filters: Filters, flow: str | None, day: str = "day") -> tuple[s
     return where, params
 
 
-LAG_ROWS = ("(SELECT *, 1 AS objects, is_synced::INTEGER AS synced, is_late::INTEGER AS late, "
+LAG_ROWS = ("(SELECT *, lag_s AS max_lag_s, 1 AS objects, is_synced::INTEGER AS synced, is_late::INTEGER AS late, "
             "is_missing::INTEGER AS missing FROM fct_sync_drift)")
-"""fct_sync_drift's rows in the shape of fct_sync_lags_daily, for what the daily rollup cannot answer (hours)."""
+"""fct_sync_drift's rows in the shape of fct_sync_lags_daily (each its own exact bucket), for what the daily
+rollup cannot answer (hours)."""
 
 
 def _lag_figures(con: duckdb.DuckDBPyConnection, source: str, keys: dict[str, str], where: str,
                  params: dict[str, object], columns: str, order: str) -> pd.DataFrame:
     """Per value of ``keys`` (name: SQL over ``source``) in the slice ``where``: objects, synced, late, missing,
     lag_p50_s, lag_p95_s, lag_max_s (seconds, of arrived objects) and sla_s; ``columns`` and ``order`` shape the
-    result. ``source`` holds objects, synced, late and missing per lag_s (fct_sync_lags_daily or LAG_ROWS).
+    result. ``source`` holds objects, synced, late, missing and max_lag_s per lag_s bucket (fct_sync_lags_daily,
+    approximate quantiles: see there; or LAG_ROWS, exact).
 
     The quantiles are quantile_cont's, computed from the (lag_s, objects) pairs: position (n - 1) * q among the
     n arrived objects, interpolated between the lags at its floor and ceiling. The lag at 0-based position i is
     the lowest lag with more than i objects at or below it."""
     names = ", ".join(keys)
     percentiles = {"p50": 0.5, "p95": 0.95}
-    positions = ", ".join(f"any_value({q}::DOUBLE * last) AS {name}_at" for name, q in percentiles.items())
+    positions = ", ".join(f"{q}::DOUBLE * (arrived - 1) AS {name}_at" for name, q in percentiles.items())
     bounds = ", ".join(
-        f"min(lag_s) FILTER (WHERE upto > floor({q}::DOUBLE * last)) AS {name}_lo, "
-        f"min(lag_s) FILTER (WHERE upto > ceil({q}::DOUBLE * last)) AS {name}_hi"
-        for name, q in percentiles.items())
+        f"min(lag_s) FILTER (WHERE upto > floor({name}_at)) AS {name}_lo, "
+        f"min(lag_s) FILTER (WHERE upto > ceil({name}_at)) AS {name}_hi"
+        for name in percentiles)
     interpolated = ", ".join(f"{name}_lo + ({name}_at - floor({name}_at)) * ({name}_hi - {name}_lo) AS lag_{name}_s"
                              for name in percentiles)
     return con.execute(
         f"""
         WITH slice AS (
-            SELECT {", ".join(f"{sql} AS {name}" for name, sql in keys.items())}, lag_s, sum(objects) AS objects,
-                sum(synced) AS synced, sum(late) AS late, sum(missing) AS missing, any_value(sla_s) AS sla_s
+            SELECT {", ".join(f"{sql} AS {name}" for name, sql in keys.items())}, lag_s, max(max_lag_s) AS max_lag_s,
+                sum(objects) AS objects, sum(synced) AS synced, sum(late) AS late, sum(missing) AS missing,
+                any_value(sla_s) AS sla_s
             FROM {source} WHERE {where} GROUP BY ALL
         ),
-        ranked AS (
-            SELECT {names}, lag_s,
-                sum(objects) OVER (PARTITION BY {names} ORDER BY lag_s ROWS UNBOUNDED PRECEDING) AS upto,
-                (sum(objects) OVER (PARTITION BY {names}) - 1)::DOUBLE AS last
-            FROM slice WHERE lag_s IS NOT NULL
-        ),
-        quantiles AS (SELECT {names}, {positions}, {bounds} FROM ranked GROUP BY ALL),
         totals AS (
             SELECT {names}, sum(objects)::BIGINT AS objects, sum(synced)::BIGINT AS synced, sum(late)::BIGINT AS late,
-                sum(missing)::BIGINT AS missing, max(lag_s) AS lag_max_s, any_value(sla_s) AS sla_s
+                sum(missing)::BIGINT AS missing, max(max_lag_s) AS lag_max_s, any_value(sla_s) AS sla_s,
+                sum(objects) FILTER (WHERE lag_s IS NOT NULL) AS arrived
             FROM slice GROUP BY ALL
         ),
+        ranked AS (
+            SELECT slice.lag_s, slice.{" , slice.".join(keys)}, {positions},
+                sum(slice.objects) OVER (PARTITION BY {", ".join(f"slice.{name}" for name in keys)} ORDER BY slice.lag_s
+                                         ROWS UNBOUNDED PRECEDING) AS upto
+            FROM slice JOIN totals USING ({names}) WHERE slice.lag_s IS NOT NULL
+        ),
+        quantiles AS (SELECT {names}, {", ".join(f"any_value({name}_at) AS {name}_at" for name in percentiles)}, {bounds}
+                      FROM ranked GROUP BY ALL),
         figures AS (SELECT totals.*, {interpolated} FROM totals LEFT JOIN quantiles USING ({names}))
         SELECT {columns} FROM figures ORDER BY {order}
         """,
@@ -74,14 +80,16 @@ def _lag_figures(con: duckdb.DuckDBPyConnection, source: str, keys: dict[str, st
 
 
 def flow_summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """Per flow: objects, synced, late, missing, lag p50 / p95 / max (seconds, of synced objects), SLA."""
+    """Per flow: objects, synced, late, missing, lag p50 / p95 / max (seconds, of synced objects), SLA.
+    p50 and p95 are approximate (within 0.5 %, fct_sync_lags_daily), the rest exact."""
     where, params = filters.where()
     return _lag_figures(con, "fct_sync_lags_daily", {"flow": "flow"}, where, params,
                         "flow, objects, synced, late, missing, lag_p50_s, lag_p95_s, lag_max_s, sla_s", "flow")
 
 
 def drift_by(con: duckdb.DuckDBPyConnection, filters: Filters, dimension: str, flow: str | None = None) -> pd.DataFrame:
-    """The same measures as ``flow_summary`` per flow and facility_id or supplier_id, most late or missing first."""
+    """The same measures as ``flow_summary`` per flow and facility_id or supplier_id, most late or missing first
+    (p50 and p95 approximate, as there)."""
     if dimension not in ("facility_id", "supplier_id"):
         raise ValueError(f"cannot group sync drift by {dimension}")
     where, params = _flow_where(filters, flow)
@@ -92,7 +100,8 @@ def drift_by(con: duckdb.DuckDBPyConnection, filters: Filters, dimension: str, f
 
 def lag_over_time(con: duckdb.DuckDBPyConnection, filters: Filters, flow: str | None = None,
                   grain: str = "day") -> pd.DataFrame:
-    """Per flow and day (or hour) of source occurrence: objects, late, lag p50 / p95 / max in seconds."""
+    """Per flow and day (or hour) of source occurrence: objects, late, lag p50 / p95 / max in seconds (per day,
+    p50 and p95 approximate as in ``flow_summary``; per hour exact)."""
     if grain not in ("hour", "day"):
         raise ValueError("grain must be hour or day")
     where, params = _flow_where(filters, flow)
