@@ -2,9 +2,10 @@
 
 A mapping file compiles into ONE SQL query over the file read as text: every canonical column is
 an expression (``TRY_CAST``, ``try_strptime``, epoch functions, value maps, the event-type rules),
-and a ``__problem`` expression names the first column that failed and why. The parsed relation is
-materialised once; the rows without a problem land, the others become rejects with their line,
-column and reason. Ten million events never leave DuckDB.
+and a ``__problem`` expression names the first column that failed and why. The file is read and
+parsed once, streaming into the landing writer: the rows without a problem land, the others come
+back (in input order, so their position gives the line) and become rejects with their line, column
+and reason. Nothing is materialised: memory does not grow with the file.
 
 Event log readers (OCEL, XES) flatten their events into an Arrow table of text columns and reuse
 the same compiler, so every source goes through one mapping mechanism.
@@ -428,22 +429,18 @@ def probe(con: duckdb.DuckDBPyConnection, mapping: Mapping, source: Input) -> No
 
 
 def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
-    """Parse ``__src`` with the mapping; land good rows as transaction_events, the rest as rejects.
-
-    The good rows go straight from the parse into the landing files (one pass, nothing held in
-    memory); a count of the input's records then says whether any row had a problem, and only
-    then is the input parsed again to find them (rejects are rare, and usually few).
-    """
+    """Parse ``__src`` with the mapping in one pass: good rows land as transaction_events, rows
+    with a problem come back from the writer and land as rejects with their line, column and reason."""
     con = writer.con
     compiled = compile_mapping(mapping, source)
     canonical = [c for c in schema.column_names(schema.TransactionEvent) if c != "batch_id"]
-    landed = writer.add(
+    problems = writer.add_holding_back(
         schema.TransactionEvent.table,
-        con.sql(f"SELECT {', '.join(canonical)} FROM ({compiled.select}) WHERE __problem IS NULL"),
+        con.sql(f"SELECT {', '.join(canonical)}, __problem, __raw FROM ({compiled.select})"),
+        problem="__problem",
     )
-    ((records,),) = con.execute("SELECT count(*) FROM __src").fetchall()
-    if landed < records:
-        _reject_problems(writer, compiled, source)
+    if problems.num_rows:
+        _reject_problems(writer, problems.select(["__position", "__problem", "__raw"]), source)
     if source.csv_errors:
         writer.add_rejects(
             con.sql(
@@ -456,13 +453,11 @@ def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
         )
 
 
-def _reject_problems(writer: BatchWriter, compiled: Compiled, source: Input) -> None:
-    """Land the rows of ``__src`` with a problem as rejects, with their line, column and reason."""
+def _reject_problems(writer: BatchWriter, problems, source: Input) -> None:
+    """Land the rows with a problem (an Arrow table: ``__position`` in ``__src``, ``__problem``,
+    ``__raw``) as rejects, with their line, column and reason."""
     con = writer.con
-    # Built in parallel and kept in the input's order, so a row id + 1 is the record number
-    # (row_number() over the input would run the whole parse on one thread). Only the problem
-    # and the raw text are kept: the rest of the parse is not even computed.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __problems AS SELECT __problem, __raw FROM ({compiled.select})")
+    con.register("__problems", problems)
     if source.line_offset is None:
         line = "NULL"
     elif source.csv_errors:
@@ -478,10 +473,10 @@ def _reject_problems(writer: BatchWriter, compiled: Compiled, source: Input) -> 
             f"SELECT {literal(source.name)} AS input, {line} AS line, NULL::BIGINT AS byte_offset, "
             f"NULLIF(split_part(__problem, chr(31), 1), '') AS field, "
             f"substr(__problem, strpos(__problem, chr(31)) + 1) AS reason, __raw AS raw "
-            "FROM (SELECT rowid + 1 AS __record, * FROM __problems WHERE __problem IS NOT NULL)"
+            "FROM (SELECT __position + 1 AS __record, * FROM __problems)"
         )
     )
-    con.execute("DROP TABLE __problems")
+    con.unregister("__problems")
 
 
 def collect(path: Path, writer: BatchWriter, mapping: Mapping) -> None:

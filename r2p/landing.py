@@ -73,6 +73,7 @@ class BatchWriter:
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
+        self.con.execute("SET arrow_large_buffer_size = true")  # a batch may hold more than 2 GB of text
         self.tmp = zone.root / ".tmp" / f"{batch_id}-{uuid.uuid4().hex}"
         self.tmp.mkdir(parents=True)
         self.counts: dict[str, int] = {}
@@ -91,10 +92,21 @@ class BatchWriter:
         Columns are cast to the canonical types; nullable columns the data lacks are NULL; a
         column the contract does not have is a programming error and raises ValueError.
         """
+        return self._add(table, data, None)[0]
+
+    def add_holding_back(self, table: str, data: duckdb.DuckDBPyRelation, problem: str) -> pa.Table:
+        """Like ``add``, in the same single pass over ``data``, but rows whose column ``problem``
+        is not NULL do not land: they come back, in ``data``'s order, with all of ``data``'s
+        columns (it may have others outside the schema for them) and ``__position``, the row's
+        0-based position in ``data``, for the collector to turn into rejects.
+        """
+        return self._add(table, data, problem)[1]
+
+    def _add(self, table: str, data: Any, problem: str | None) -> tuple[int, pa.Table | None]:
         model = schema.BY_NAME[table]
         if isinstance(data, list):
             if not data:
-                return 0
+                return 0, None
             data = pa.Table.from_pylist([record.model_dump(exclude={"batch_id"}) for record in data])
         view = f"_src_{self._parts}"
         if isinstance(data, duckdb.DuckDBPyRelation):
@@ -103,8 +115,8 @@ class BatchWriter:
             self.con.register(view, data)
         present = [row[0] for row in self.con.execute(f"DESCRIBE {view}").fetchall()]
         wanted = schema.columns(model)
-        unknown = set(present) - {name for name, *_ in wanted}
-        if unknown:
+        unknown = [name for name in present if name not in {name for name, *_ in wanted}]
+        if unknown and problem is None:
             raise ValueError(f"{table}: columns outside the schema: {sorted(unknown)}")
         if "batch_id" in present:
             raise ValueError(f"{table}: batch_id is set by the landing writer")
@@ -118,14 +130,15 @@ class BatchWriter:
                 fills.append(f"NULL AS {name}")
             else:
                 raise ValueError(f"{table}: required column {name} missing")
-        canonical = schema.select_canonical(model, f"(SELECT {', '.join(fills)} FROM {view})")
-        written = self._copy(table, canonical, model.partition_by)
+        extras = tuple('"' + name.replace('"', '""') + '"' for name in unknown)  # first, uncast
+        canonical = schema.select_canonical(model, f"(SELECT {', '.join([*fills, *extras])} FROM {view})", extras)
+        written, held = self._copy(table, canonical, model, problem, unknown)
         self.con.execute(f"DROP VIEW IF EXISTS {view}")
         if not isinstance(data, duckdb.DuckDBPyRelation):
             self.con.unregister(view)
         if table != schema.Reject.table:  # rejects are counted in `rejected`, not as accepted records
             self.counts[table] = self.counts.get(table, 0) + written
-        return written
+        return written, held
 
     def reject(
         self,
@@ -164,10 +177,30 @@ class BatchWriter:
         self.rejected += written
         return written
 
-    def _copy(self, table: str, select_sql: str, partition_by: str | None) -> int:
+    def _copy(
+        self, table: str, select_sql: str, model: type[schema.Record], problem: str | None, extras: list[str],
+    ) -> tuple[int, pa.Table | None]:
+        """Write the rows of ``select_sql`` (the model's columns after ``extras``), holding back those
+        with a ``problem``; returns the number written and the rows held back."""
         target = self.tmp / f"{table}-{self._parts}"
         self._parts += 1
-        files = ParquetFiles(target, partition_by)
+        files = ParquetFiles(target, model, self.batch_id)
+        if files.batch_id_at is not None:  # the same in every row: added to the Arrow batches, not copied into each
+            select_sql = f"SELECT * EXCLUDE (batch_id) FROM ({select_sql})"
+        held: list[pa.RecordBatch] = []
+        position = 0  # of the next batch's first row; batches come in the relation's order
+
+        def write(batch: pa.RecordBatch) -> None:
+            nonlocal position
+            if problem is not None:
+                flagged = pc.is_valid(batch.column(problem))
+                if pc.any(flagged).as_py():
+                    positions = pc.add(pc.indices_nonzero(flagged).cast(pa.int64()), position)
+                    held.append(batch.filter(flagged).append_column("__position", positions))
+                    batch = batch.filter(pc.invert(flagged))
+                position += len(flagged)
+            files.write(batch.drop_columns(extras))
+
         try:
             # One thread writes a batch while DuckDB computes the next (both release the GIL).
             reader = self.con.sql(select_sql).to_arrow_reader(ARROW_BATCH_ROWS)
@@ -176,12 +209,15 @@ class BatchWriter:
                 for batch in reader:
                     if written is not None:
                         written.result()
-                    written = writing.submit(files.write, batch)
+                    written = writing.submit(write, batch)
                 if written is not None:
                     written.result()
         finally:
             files.close()
-        return files.rows
+        if problem is None:
+            return files.rows, None
+        held_schema = held[0].schema if held else reader.schema.append(pa.field("__position", pa.int64()))
+        return files.rows, pa.Table.from_batches(held, held_schema)
 
     def _flush_rejects(self) -> None:
         if self._pending_rejects:
@@ -224,7 +260,7 @@ class BatchWriter:
 
 STREAM_BUFFER = "256MB"
 """What DuckDB may compute ahead of the Parquet writer (its default, 10 MB, keeps it to one thread)."""
-ARROW_BATCH_ROWS = 1_000_000
+ARROW_BATCH_ROWS = 491520
 """Rows DuckDB hands over at a time; the Parquet files are written from these Arrow batches."""
 ROW_GROUP_ROWS = 122_880
 """Rows of a Parquet row group (DuckDB's own default): compresses well, and readers split on it."""
@@ -232,12 +268,24 @@ MAX_HELD_ROWS = 1_000_000
 """Rows held back for the row groups of all days together; past that they are written, however short."""
 MAX_OPEN_FILES = 100
 """Files open at once; past that the least recently written is closed and its day gets a new file."""
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": False, "store_decimal_as_integer": True}
-"""zstd with plain encoding: most columns are ids and times, and zstd catches repeated values anyway."""
 
 
 def _day_folder(days_since_1970: int) -> str:
     return f"day={pa.scalar(days_since_1970, pa.int32()).cast(pa.date32()).cast(pa.string())}"  # any year
+
+
+def _parquet_writer(path: Path, arrow_schema: pa.Schema) -> pq.ParquetWriter:
+    """zstd, plain encoding (most columns are ids and times; zstd catches repeated values anyway)
+    but for the batch id, and min/max statistics only where they are cheap and useful: not on text."""
+    measured = [
+        field.name for field in arrow_schema
+        if pa.types.is_temporal(field.type) or pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+        or pa.types.is_decimal(field.type) or pa.types.is_boolean(field.type)
+    ]
+    return pq.ParquetWriter(
+        path, arrow_schema, compression="zstd", use_dictionary=["batch_id"], write_statistics=measured,
+        store_decimal_as_integer=True,
+    )
 
 
 class _Folder:
@@ -254,7 +302,7 @@ class _Folder:
         if self.writer is None:
             self.directory.mkdir(exist_ok=True)
             path = self.directory / f"data_{self.files}.parquet"
-            self.writer = pq.ParquetWriter(path, self.held[0].schema, **PARQUET_OPTIONS)
+            self.writer = _parquet_writer(path, self.held[0].schema)
             self.files += 1
         self.writer.write_table(pa.Table.from_batches(self.held), row_group_size=ROW_GROUP_ROWS)
         self.held, self.held_rows = [], 0
@@ -274,9 +322,14 @@ class ParquetFiles:
     memory than encoding: this takes about half the CPU for the same rows (bench ingest_transactions).
     """
 
-    def __init__(self, target: Path, partition_by: str | None):
+    def __init__(self, target: Path, model: type[schema.Record], batch_id: str):
+        """Batches come with the columns of ``model`` but its ``batch_id``, which is added here."""
         self.target = target
-        self.partition_by = partition_by
+        self.partition_by = model.partition_by
+        columns = schema.columns(model)
+        self.batch_id_at = next((i for i, (name, *_) in enumerate(columns) if name == "batch_id"), None)
+        self._batch_id = pa.array([batch_id])
+        self._json = [name for name, sql_type, *_ in columns if sql_type == "JSON"]
         self.rows = 0
         self._folders: dict[str, _Folder] = {}
         self._open: dict[_Folder, None] = {}  # folders with an open file, least recently written first
@@ -287,6 +340,13 @@ class ParquetFiles:
         if not batch.num_rows:
             return
         self.rows += batch.num_rows
+        for name in self._json:  # DuckDB hands JSON over as plain text; the files keep it JSON
+            at = batch.schema.get_field_index(name)
+            text = batch.column(at)
+            batch = batch.set_column(at, pa.field(name, pa.json_(text.type)), pa.ExtensionArray.from_storage(pa.json_(text.type), text))
+        if self.batch_id_at is not None:
+            ids = pa.DictionaryArray.from_arrays(np.zeros(batch.num_rows, np.int32), self._batch_id)
+            batch = batch.add_column(self.batch_id_at, "batch_id", ids)
         if self.partition_by is None:
             self._hold("", batch)
             return
