@@ -244,19 +244,23 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
                 "|| ' is not in the mapping''s [event_types]'",
             )
         )
-    stages = ", ".join(literal(stage) for stage in schema.STAGES)
-    outcomes = ", ".join(literal(outcome) for outcome in schema.OUTCOMES)
-    problems.append(
-        (f"__v_stage NOT IN ({stages})", sources.get("stage", ""), "'stage: ' || __v_stage || ' is not a stage code'")
-    )
-    problems.append(
-        (
-            f"__v_outcome IS NULL OR __v_outcome NOT IN ({outcomes})",
-            sources.get("outcome", ""),
-            "'outcome: ' || coalesce(__v_outcome, 'none') || ' is not an outcome (map it in [event_types] or "
-            "columns.outcome.map)'",
+    # Stages and outcomes of [event_types] and [defaults] are checked when the mapping loads: only
+    # values from a column or a constant need checking row by row.
+    if "stage" in values:
+        stages = ", ".join(literal(stage) for stage in schema.STAGES)
+        problems.append(
+            (f"__v_stage NOT IN ({stages})", sources.get("stage", ""), "'stage: ' || __v_stage || ' is not a stage code'")
         )
-    )
+    if "outcome" in values or mapping.defaults.outcome is None:
+        outcomes = ", ".join(literal(outcome) for outcome in schema.OUTCOMES)
+        problems.append(
+            (
+                f"__v_outcome IS NULL OR __v_outcome NOT IN ({outcomes})",
+                sources.get("outcome", ""),
+                "'outcome: ' || coalesce(__v_outcome, 'none') || ' is not an outcome (map it in [event_types] or "
+                "columns.outcome.map)'",
+            )
+        )
 
     used = tuple(dict.fromkeys(column for present in columns_of.values() for column in present))
     if source.attributes == "rest":
