@@ -74,13 +74,15 @@ def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
     for fmt in formats:
         if fmt == "iso8601":
             # DuckDB also casts the words 'epoch' and 'infinity': a timestamp starts with a digit
-            with_offset = f"CASE WHEN left({text}, 1) BETWEEN '0' AND '9' THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
+            # (compared as text, which is cheaper than taking its first character)
+            starts_with_digit = f"{text} >= '0' AND {text} < ':'"
+            with_offset = f"CASE WHEN {starts_with_digit} THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
             if timezone == "UTC":
                 choices.append(with_offset)
             else:
                 choices.append(
                     f"CASE WHEN regexp_matches({text}, '(?:[zZ]|[+-]\\d\\d(?::?\\d\\d)?)$') THEN {with_offset} "
-                    f"WHEN left({text}, 1) BETWEEN '0' AND '9' THEN timezone({literal(timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+                    f"WHEN {starts_with_digit} THEN timezone({literal(timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
                 )
         elif fmt in ("epoch_s", "epoch_ms"):
             number, per_second = f"TRY_CAST({text} AS DOUBLE)", 1 if fmt == "epoch_s" else 1000
