@@ -5,6 +5,9 @@ times with offsets, decimal amounts, the source's own event ids), then times
 ``transactions.ingest`` into a fresh landing zone, and as the floor DuckDB's own ``read_csv`` of
 the same file into a table in the same run. Targets on a 2-core machine: at least 1 million
 events per second and no slower than 1.5x the floor.
+
+For scale it also times ``parquet_floor_s``: DuckDB reading the same file straight into one zstd
+Parquet file (no mapping, no day partitions, no hash): what any Parquet landing costs at least.
 """
 
 from __future__ import annotations
@@ -106,11 +109,20 @@ def run(events: str | int = 10_000_000) -> dict:
         floor_s = time.perf_counter() - started
         con.close()
         print(f"floor (DuckDB read_csv into a table): {floor_s:.2f} s", flush=True)
+
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        started = time.perf_counter()
+        con.execute(f"COPY (SELECT * FROM read_csv('{export}')) TO '{work / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+        parquet_floor_s = time.perf_counter() - started
+        con.close()
+        print(f"parquet floor (DuckDB read_csv straight into one zstd Parquet file): {parquet_floor_s:.2f} s", flush=True)
         return {
             "events": events,
             "ingest_s": round(ingest_s, 2),
             "floor_s": round(floor_s, 2),
             "ratio_to_floor": round(ingest_s / floor_s, 2),
+            "parquet_floor_s": round(parquet_floor_s, 2),
             "events_per_s": round(events / ingest_s),
             "floor_events_per_s": round(events / floor_s),
         }

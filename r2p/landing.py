@@ -260,7 +260,7 @@ class BatchWriter:
 
 STREAM_BUFFER = "256MB"
 """What DuckDB may compute ahead of the Parquet writer (its default, 10 MB, keeps it to one thread)."""
-ARROW_BATCH_ROWS = 491520
+ARROW_BATCH_ROWS = 1_000_000
 """Rows DuckDB hands over at a time; the Parquet files are written from these Arrow batches."""
 ROW_GROUP_ROWS = 122_880
 """Rows of a Parquet row group (DuckDB's own default): compresses well, and readers split on it."""
@@ -270,7 +270,13 @@ MAX_OPEN_FILES = 100
 """Files open at once; past that the least recently written is closed and its day gets a new file."""
 
 
+NO_DAY = -(2**31)
+"""Stands for a NULL partition time, which lands in folder ``day=NULL`` (as DuckDB's own COPY names it)."""
+
+
 def _day_folder(days_since_1970: int) -> str:
+    if days_since_1970 == NO_DAY:
+        return "day=NULL"
     return f"day={pa.scalar(days_since_1970, pa.int32()).cast(pa.date32()).cast(pa.string())}"  # any year
 
 
@@ -351,8 +357,7 @@ class ParquetFiles:
             self._hold("", batch)
             return
         days = pc.cast(pc.cast(batch.column(self.partition_by), pa.date32()), pa.int32())  # since 1970
-        if days.null_count:
-            raise ValueError(f"{self.partition_by} is NULL in {days.null_count} row(s)")
+        days = pc.fill_null(days, NO_DAY)
         first, last = (value.as_py() for value in pc.min_max(days).values())
         if first == last:
             self._hold(_day_folder(first), batch)
