@@ -281,15 +281,16 @@ def _day_folder(days_since_1970: int) -> str:
 
 
 def _parquet_writer(path: Path, arrow_schema: pa.Schema) -> pq.ParquetWriter:
-    """zstd, plain encoding (most columns are ids and times; zstd catches repeated values anyway)
-    but for the batch id, and min/max statistics only where they are cheap and useful: not on text."""
+    """zstd; dictionaries kept small (32 KB), so a column of few values (stage, supplier) gets one,
+    which makes it cheap to read, and a column of ids gives up at once instead of building a
+    dictionary of everything; min/max statistics only where cheap and useful: not on text."""
     measured = [
         field.name for field in arrow_schema
         if pa.types.is_temporal(field.type) or pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
         or pa.types.is_decimal(field.type) or pa.types.is_boolean(field.type)
     ]
     return pq.ParquetWriter(
-        path, arrow_schema, compression="zstd", use_dictionary=["batch_id"], write_statistics=measured,
+        path, arrow_schema, compression="zstd", dictionary_pagesize_limit=32 << 10, write_statistics=measured,
         store_decimal_as_integer=True,
     )
 
