@@ -36,7 +36,8 @@ candidates as (
         -- spans only (still retried, or dead-lettered) is not a PO: the approved requisition waits on the system.
         and (timeline.po_creation_at is null or steps.occurred_at < timeline.po_creation_at
             or list_contains(coalesce(timeline.stages_from_spans, []), 'po_creation'))
-        and (steps.next_in_stage_at is null or epoch(steps.next_in_stage_at - steps.occurred_at) > slas.sla_s)
+        -- (seconds from the epoch_us difference: subtracting TIMESTAMPTZ values goes through ICU's calendar, ~20x slower)
+        and (steps.next_in_stage_at is null or (epoch_us(steps.next_in_stage_at) - epoch_us(steps.occurred_at)) / 1e6 > slas.sla_s)
 ),
 
 stage_visits as (
@@ -80,4 +81,4 @@ select
     currency,
     day
 from waits
-where next_at is null or epoch(next_at - occurred_at) > sla_s
+where next_at is null or (epoch_us(next_at) - epoch_us(occurred_at)) / 1e6 > sla_s

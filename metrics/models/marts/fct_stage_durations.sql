@@ -15,7 +15,8 @@ select
     visits.next_stage as to_stage,
     visits.entered_at as from_entered_at,
     visits.next_entered_at as to_entered_at,
-    epoch(visits.next_entered_at - visits.entered_at) as duration_s,
+    -- seconds from the epoch_us difference: subtracting TIMESTAMPTZ values goes through ICU's calendar, ~20x slower
+    (epoch_us(visits.next_entered_at) - epoch_us(visits.entered_at)) / 1e6 as duration_s,
     coalesce(visits.next_stage_order < visits.stage_order, false) as is_rework,
     timeline.facility_id,
     timeline.supplier_id,
