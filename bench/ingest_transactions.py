@@ -77,6 +77,17 @@ def generate(path: Path, events: int) -> None:
     con.close()
 
 
+def _timed_duckdb(sql: str) -> float:
+    """Seconds one statement takes on a fresh in-memory DuckDB connection."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    started = time.perf_counter()
+    con.execute(sql)
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
 def run(events: str | int = 10_000_000) -> dict:
     """Generate, ingest, measure the floor; return the figures (events_per_s and floor_events_per_s last)."""
     from collectors import transactions
@@ -102,20 +113,11 @@ def run(events: str | int = 10_000_000) -> dict:
             raise RuntimeError(f"expected {events} events and no rejects, got {summary.line()}")
         print(f"ingest: {ingest_s:.2f} s ({summary.line()})", flush=True)
 
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        started = time.perf_counter()
-        con.execute(f"CREATE TABLE floor AS SELECT * FROM read_csv('{export}')")
-        floor_s = time.perf_counter() - started
-        con.close()
+        floor_s = _timed_duckdb(f"CREATE TABLE floor AS SELECT * FROM read_csv('{export}')")
         print(f"floor (DuckDB read_csv into a table): {floor_s:.2f} s", flush=True)
-
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        started = time.perf_counter()
-        con.execute(f"COPY (SELECT * FROM read_csv('{export}')) TO '{work / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
-        parquet_floor_s = time.perf_counter() - started
-        con.close()
+        parquet_floor_s = _timed_duckdb(
+            f"COPY (SELECT * FROM read_csv('{export}')) TO '{work / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+        )
         print(f"parquet floor (DuckDB read_csv straight into one zstd Parquet file): {parquet_floor_s:.2f} s", flush=True)
         return {
             "events": events,
