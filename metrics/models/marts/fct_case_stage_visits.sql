@@ -35,40 +35,43 @@ points as (
     from span_only_entries
 ),
 
-ordered as (
+visit_ends as (
+    -- The last point of each visit (the next point is of another stage, or there is none) with running counts of
+    -- the case's points up to it: a visit's counts are the difference to the previous visit's last point, so no
+    -- visit number has to be spread over its points and grouped by. A stage known from spans only has one point,
+    -- alone in its visit (no event has that stage), so the points of a visit are all events or one span entry.
     select
-        *,
-        lag(stage) over by_time is distinct from stage as starts_visit,
-        lead(stage) over by_time as next_point_stage,
-        lead(stage_order) over by_time as next_point_stage_order,
-        lead(point_at) over by_time as next_point_at
+        case_id,
+        point_at,
+        stage,
+        stage_order,
+        from_spans,
+        min(point_at) over case_points as case_first_at,
+        row_number() over by_time as points_so_far,
+        count(*) filter (where is_returned) over (by_time rows between unbounded preceding and current row) as returned_so_far,
+        lead(stage) over by_time as next_stage,
+        lead(stage_order) over by_time as next_stage_order,
+        lead(point_at) over by_time as next_entered_at
     from points
-    window by_time as (partition by case_id order by point_at, stage_order nulls last, stage)
-),
-
-numbered as (
-    select
-        *,
-        sum(starts_visit::integer) over (
-            partition by case_id order by point_at, stage_order nulls last, stage
-            rows between unbounded preceding and current row
-        )::bigint as visit_index
-    from ordered
+    window
+        case_points as (partition by case_id),
+        by_time as (partition by case_id order by point_at, stage_order nulls last, stage)
+    qualify next_stage is distinct from stage
 )
 
 select
     case_id,
-    visit_index,
-    any_value(stage) as stage,
-    any_value(stage_order) as stage_order,
-    min(point_at) as entered_at,
-    max(point_at) as last_point_at,
-    count(*) filter (where not from_spans) as events,
-    bool_and(from_spans) as from_spans,
-    count(*) filter (where is_returned) as returned,
-    -- only the visit's last point is followed by a point of another stage
-    any_value(next_point_stage) filter (where next_point_stage <> stage) as next_stage,
-    any_value(next_point_stage_order) filter (where next_point_stage <> stage) as next_stage_order,
-    min(next_point_at) filter (where next_point_stage <> stage) as next_entered_at
-from numbered
-group by case_id, visit_index
+    row_number() over visits as visit_index,
+    stage,
+    stage_order,
+    -- a visit starts at the point after the previous visit's last one
+    coalesce(lag(next_entered_at) over visits, case_first_at) as entered_at,
+    point_at as last_point_at,
+    case when from_spans then 0 else points_so_far - coalesce(lag(points_so_far) over visits, 0) end as events,
+    from_spans,
+    returned_so_far - coalesce(lag(returned_so_far) over visits, 0) as returned,
+    next_stage,
+    next_stage_order,
+    next_entered_at
+from visit_ends
+window visits as (partition by case_id order by point_at, stage_order nulls last, stage)
