@@ -1,5 +1,5 @@
 """Page query speed and model build time:
-``python -m bench pages [--events N] [--build-events N] [--runs N] [--spans N] [--keep-dir DIR]``.
+``python -m bench pages [--events N] [--build-events N] [--runs N] [--spans N] [--keep-dir DIR] [--only-build yes]``.
 
 Synthetic canonical transaction events (and one span per case, 3 % of them failed) are generated
 directly in DuckDB SQL into a file warehouse with the canonical tables: a flow template of 15
@@ -8,7 +8,8 @@ re-approved, 6 % stopping in approval (open), priorities 5 / 20 / 75 %, 5 facili
 8 departments over 10 weeks.
 
 * ``model_build_s``: the marts of the procurement models (issue 7) built from ``build_events``
-  events (default 1.5 M), views first, every mart of this issue timed together.
+  events (default 1.5 M), views first, every mart of this issue timed together. ``--only-build yes`` stops
+  there (no page timings, no 10 M warehouse): the quick way to measure a model change.
 * page timings at ``events`` events (default 10 M): each page's query functions, called as the page
   calls them, warm; the median of ``runs`` runs of the whole set, in milliseconds. Whole cases are
   generated until there are at least ``events`` events; the figures' ``events`` is the real count.
@@ -17,11 +18,11 @@ re-approved, 6 % stopping in approval (open), priorities 5 / 20 / 75 %, 5 facili
 The integration pages of issue 8 and ``trace_lookup_ms`` are timed by bench.pages_integration.extend
 over ``spans`` spans (default 10 M) added to the same warehouse after these timings.
 
-``--keep-dir DIR`` keeps the generated warehouses in DIR (``procurement-<events>.duckdb``, and
-``integration-<events>-<spans>.duckdb``, a copy with issue 8's data added) and reuses them on later runs
-with the same sizes: their raw tables are not generated again, but views and marts are rebuilt, so a
-changed model is measured (``setup_s`` and ``integration_setup_s`` then time only that rebuild). Delete
-DIR when the generators change.
+``--keep-dir DIR`` keeps the generated warehouses in DIR (``build-<build_events>.duckdb``,
+``procurement-<events>.duckdb``, and ``integration-<events>-<spans>.duckdb``, a copy with issue 8's data added)
+and reuses them on later runs with the same sizes: their raw tables are not generated again, but views and
+marts are rebuilt, so a changed model is measured (``setup_s`` and ``integration_setup_s`` then time only that
+rebuild). Delete DIR when the generators change.
 """
 
 from __future__ import annotations
@@ -205,15 +206,22 @@ def page_calls(con: duckdb.DuckDBPyConnection, case_id: str, moment: dt.datetime
 
 
 def run(events: str = "10000000", build_events: str = "1500000", runs: str = "5", spans: str = "10000000",
-        keep_dir: str | None = None) -> dict:
-    """Build time at ``build_events`` events, page timings at ``events`` events (warehouses kept in ``keep_dir``)."""
+        keep_dir: str | None = None, only_build: str = "no") -> dict:
+    """Build time at ``build_events`` events, then (unless ``only_build`` is yes) page timings at ``events`` events
+    (warehouses kept in ``keep_dir``)."""
+    if only_build not in ("yes", "no"):
+        raise SystemExit(f"--only-build takes yes or no, not {only_build!r}")
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
-        con, cases = warehouse(Path(scratch) / "build.duckdb", int(build_events))
+        build_dir = Path(keep_dir or scratch)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        con, cases = warehouse(build_dir / f"build-{int(build_events)}.duckdb", int(build_events))
         figures["build_events"] = con.execute("SELECT count(*) FROM transaction_events").fetchone()[0]
         figures["model_build_s"] = round(build_issue_marts(con), 2)
         print(f"marts of issue 7 from {figures['build_events']:,} events ({cases:,} cases): {figures['model_build_s']} s")
         con.close()
+    if only_build == "yes":
+        return figures
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as scratch:
         directory = Path(keep_dir or scratch)
         directory.mkdir(parents=True, exist_ok=True)
