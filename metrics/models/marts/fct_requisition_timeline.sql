@@ -99,11 +99,12 @@ events as (
         min(requisition_id) as requisition_id,
         -- DISTINCT aggregates: cheaper and smaller than listing every event's value and deduplicating after
         list_sort(list(distinct po_number) filter (where po_number is not null)) as po_numbers,
-        arg_min(facility_id, occurred_at) filter (where facility_id is not null) as facility_id,
-        arg_min(supplier_id, occurred_at) filter (where supplier_id is not null) as supplier_id,
-        arg_min(department, occurred_at) filter (where department is not null) as department,
-        arg_min(priority, occurred_at) filter (where priority is not null) as priority,
-        arg_min(attributes ->> 'category', occurred_at) filter (where attributes ->> 'category' is not null) as category,
+        -- arg_min and arg_max skip rows whose value is NULL: the first non-NULL value by time
+        arg_min(facility_id, occurred_at) as facility_id,
+        arg_min(supplier_id, occurred_at) as supplier_id,
+        arg_min(department, occurred_at) as department,
+        arg_min(priority, occurred_at) as priority,
+        arg_min(attributes ->> 'category', occurred_at) as category,
         coalesce(
             arg_max(amount, occurred_at) filter (where amount is not null and stage_order <= 4),
             arg_max(amount, occurred_at) filter (where amount is not null)
@@ -131,9 +132,9 @@ events as (
 spans as (
     select
         case_id,
-        arg_min(facility_id, start_time) filter (where facility_id is not null) as facility_id,
-        arg_min(supplier_id, start_time) filter (where supplier_id is not null) as supplier_id,
-        arg_min(priority, start_time) filter (where priority is not null) as priority,
+        arg_min(facility_id, start_time) as facility_id,
+        arg_min(supplier_id, start_time) as supplier_id,
+        arg_min(priority, start_time) as priority,
         count(*) filter (where is_error) as error_spans
     from int_case_spans
     group by case_id
