@@ -9,10 +9,12 @@
 -- is_manual: the source flagged the event as a manual step (attribute `manual` = true).
 -- approval_level: the approval level the event names: attribute `approval_level`, else `level N` in its attributes.
 with po_requisitions as (
-    -- The requisition of each PO, from the events that carry both ids (one requisition per PO).
+    -- The requisition of each PO, from the events that carry both ids (one requisition per PO); only for the POs
+    -- of events without a requisition id, the only ones that look it up (none where every event names one).
     select po_number, min(requisition_id) as po_requisition_id
     from stg_transaction_events
     where stage is not null and po_number is not null and requisition_id is not null
+        and po_number in (select po_number from stg_transaction_events where stage is not null and requisition_id is null)
     group by po_number
 ),
 

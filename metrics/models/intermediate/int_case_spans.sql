@@ -3,10 +3,12 @@
 -- A span belongs to the case of its requisition_id; else to the requisition the events of its PO name;
 -- else to its PO (`po_number`). Spans carry no PO line, so a PO-line case (BPIC 2019) gets no spans.
 with po_requisitions as (
-    -- as in int_case_events (events with a stage), read straight from staging so no case join runs twice
+    -- as in int_case_events (events with a stage), read straight from staging so no case join runs twice; only
+    -- for the POs of spans without a requisition id
     select po_number, min(requisition_id) as po_requisition_id
     from stg_transaction_events
     where stage is not null and po_number is not null and requisition_id is not null
+        and po_number in (select po_number from stg_spans where requisition_id is null)
     group by po_number
 )
 
