@@ -43,6 +43,8 @@ select
     coalesce(lower(attributes ->> 'manual') in ('true', '1', 'yes'), false) as is_manual,
     coalesce(
         try_cast(attributes ->> 'approval_level' as integer),
-        try_cast(regexp_extract(cast(attributes as varchar), 'level (\d+)', 1) as integer)
+        -- the regular expression only where it can match: a substring test is several times cheaper
+        case when contains(cast(attributes as varchar), 'level ')
+            then try_cast(regexp_extract(cast(attributes as varchar), 'level (\d+)', 1) as integer) end
     ) as approval_level
 from cased
