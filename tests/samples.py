@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 from r2p import schema
 from r2p.landing import LandingZone, content_hash
+from r2p.warehouse import Warehouse
 
 UTC = dt.timezone.utc
 FACILITIES = ("NORTH-GENERAL", "SOUTH-COMMUNITY", "EAST-LEGACY")
@@ -88,3 +91,15 @@ def land_records(data_dir: Path, records: dict[str, list[schema.Record]], name: 
             for table, rows in records.items():
                 writer.add(table, rows)
     return batch_id
+
+
+@contextmanager
+def loaded_warehouse(data_dir: Path, records: dict[str, list[schema.Record]], name: str = "sample") -> Iterator[Warehouse]:
+    """The records landed as one batch and loaded into the warehouse of ``data_dir``, closed on exit."""
+    land_records(data_dir, records, name=name)
+    warehouse = Warehouse(data_dir)
+    try:
+        warehouse.refresh()
+        yield warehouse
+    finally:
+        warehouse.close()

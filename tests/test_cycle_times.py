@@ -21,7 +21,7 @@ from metrics import cycle_times, executive, requisition
 from metrics.filters import Filters
 from r2p import schema
 from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
@@ -143,11 +143,8 @@ def procurement_log() -> dict[str, list[schema.Record]]:
 def warehouse(tmp_path_factory: pytest.TempPathFactory):
     """The log landed and loaded once for the module (the tests only read)."""
     data_dir = tmp_path_factory.mktemp("procurement") / "data"
-    land_records(data_dir, procurement_log(), name="procurement-log")
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse
-    warehouse.close()
+    with loaded_warehouse(data_dir, procurement_log(), name="procurement-log") as warehouse:
+        yield warehouse
 
 
 def timeline(warehouse: Warehouse) -> dict[str, dict]:

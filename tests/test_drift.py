@@ -14,7 +14,7 @@ from metrics import drift
 from metrics.filters import Filters
 from r2p import schema
 from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -97,11 +97,8 @@ def drift_records() -> dict[str, list[schema.Record]]:
 
 @pytest.fixture
 def warehouse(data_dir: Path) -> Warehouse:
-    land_records(data_dir, drift_records())
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse
-    warehouse.close()
+    with loaded_warehouse(data_dir, drift_records()) as warehouse:
+        yield warehouse
 
 
 def test_each_source_occurrence_pairs_with_its_arrival(warehouse: Warehouse) -> None:

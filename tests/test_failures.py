@@ -12,7 +12,7 @@ from metrics import failures
 from metrics.filters import Filters
 from r2p import schema
 from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 
 UTC = dt.timezone.utc
 DAY1 = dt.datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
@@ -58,11 +58,8 @@ def warehouse(data_dir: Path) -> Warehouse:
         event(3, DAY2, "exception"), event(4, DAY2, "exception", trace=22),
         event(5, DAY2, "failed", system="erp", stage="receipt"),
     ]
-    land_records(data_dir, {"spans": spans, "transaction_events": events})
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse
-    warehouse.close()
+    with loaded_warehouse(data_dir, {"spans": spans, "transaction_events": events}) as warehouse:
+        yield warehouse
 
 
 def test_mart_counts_attempts_and_failures_per_hour_and_interface(warehouse: Warehouse) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from r2p import schema
 from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 
 UTC = dt.timezone.utc
 SUBMITTED = dt.datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
@@ -39,11 +39,8 @@ def log() -> dict[str, list[schema.Record]]:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("ties") / "data"
-    land_records(data_dir, log(), name="stage-visit-ties")
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse
-    warehouse.close()
+    with loaded_warehouse(data_dir, log(), name="stage-visit-ties") as warehouse:
+        yield warehouse
 
 
 def test_events_of_one_stage_at_one_moment_are_one_visit(warehouse: Warehouse) -> None:

@@ -12,19 +12,15 @@ import pytest
 
 from metrics import stalls
 from metrics.filters import Filters
-from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 from test_cycle_times import at, procurement_log
 
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("stalls") / "data"
-    land_records(data_dir, procurement_log(), name="procurement-log")
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse.reader()
-    warehouse.close()
+    with loaded_warehouse(data_dir, procurement_log(), name="procurement-log") as warehouse:
+        yield warehouse.reader()
 
 
 def test_only_waits_that_can_outlast_their_sla_are_kept(con) -> None:

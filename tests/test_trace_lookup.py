@@ -11,7 +11,7 @@ import pytest
 from metrics import traces
 from r2p import schema
 from r2p.warehouse import Warehouse
-from samples import land_records
+from samples import loaded_warehouse
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -59,12 +59,9 @@ def warehouse(data_dir: Path) -> Warehouse:
         event_type="INVOICE_RECEIVED", stage="invoice", outcome="succeeded", po_number="PO-7", receipt_id="GR-1",
         invoice_id="INV-9", trace_id=AP_TRACE, attributes="{}",
     )
-    land_records(data_dir, {"spans": spans, "span_links": links, "span_events": [exception],
-                            "transaction_events": [invoice]})
-    warehouse = Warehouse(data_dir)
-    warehouse.refresh()
-    yield warehouse
-    warehouse.close()
+    with loaded_warehouse(data_dir, {"spans": spans, "span_links": links, "span_events": [exception],
+                            "transaction_events": [invoice]}) as warehouse:
+        yield warehouse
 
 
 def test_receipt_id_finds_its_span_trace_the_linked_consumer_and_the_event_trace(warehouse: Warehouse) -> None:
