@@ -292,3 +292,19 @@ def test_requisition_detail_lists_events_from_every_system_and_its_spans(warehou
                                       "po_creation", "receipt", "invoice", "match", "payment"]
     assert bars["seconds"].tolist()[-1] == 0
     assert len(requisition.events(con, "P-F/1")) == 4 and requisition.case(con, "NOPE") is None
+
+
+def test_a_later_stage_entered_earlier_does_not_end_a_stage(tmp_path) -> None:
+    """The invoice arrives before its late receipt (the reference scenario): the receipt stage ends at the
+    next later stage entered after it (the match), and no stage duration is negative."""
+    g = dict(requisition_id="REQ-G", priority="routine", facility_id="NORTH-GENERAL", supplier_id="S01")
+    log = [
+        event("REQ-G", 1, at(0, "08:00"), "po_creation", "PO_CREATED", system="erp", **g),
+        event("REQ-G", 2, at(0, "09:00"), "invoice", "INVOICE_RECEIVED", system="ap", **g),
+        event("REQ-G", 3, at(0, "09:05"), "match", "MATCH_EXCEPTION", "exception", system="ap", **g),
+        event("REQ-G", 4, at(1, "10:00"), "receipt", "RECEIPT_SYNCED", system="erp", **g),
+        event("REQ-G", 5, at(1, "12:30"), "match", "MATCHED", system="ap", **g),
+    ]
+    with loaded_warehouse(tmp_path / "data", {"transaction_events": log}) as warehouse:
+        g_row = timeline(warehouse)["REQ-G"]
+    assert (g_row["po_creation_s"], g_row["invoice_s"], g_row["receipt_s"]) == (3600, 300, 9000)

@@ -16,8 +16,9 @@
 -- status: rejected (any rejected outcome), cancelled, paid (a succeeded payment event), else open.
 -- current_stage, last_outcome: stage of the last visit; outcome of the last event by occurred_at.
 -- <stage>_at: first entry into each stage of DOMAIN.md section 1 (NULL: never entered).
--- <stage>_s: the stage's cycle time in seconds: from its entry to the first entry into any later stage
---   (NULL while no later stage is entered; negative only under clock skew).
+-- <stage>_s: the stage's cycle time in seconds: from its entry to the first visit to any later stage that
+--   starts at or after it (NULL while there is none); a later stage entered earlier, as an invoice that
+--   arrives before its late receipt, does not end it, so it is never negative.
 -- matched_at: first match event with outcome succeeded. paid_at: first payment event with outcome succeeded.
 -- due_at: the earliest `due_date` attribute of its invoice or payment events, else invoice entry + 30 days (net 30).
 -- req_to_po_s, po_to_receipt_s, receipt_to_match_s, invoice_to_payment_s: the headline sub-cycles of
@@ -59,38 +60,43 @@ with visits as (
     group by case_id
 ),
 
+stage_exits as (
+    -- a stage is left at the first visit to a later stage that starts at or after its own entry: a later
+    -- stage entered before it (an invoice before its late receipt) does not end it, a re-entry after it does
+    select
+        visits.case_id,
+        min(later.entered_at) filter (where later.stage_order > 1 and later.entered_at >= visits.requisition_at) as requisition_left_at,
+        min(later.entered_at) filter (where later.stage_order > 2 and later.entered_at >= visits.approval_at) as approval_left_at,
+        min(later.entered_at) filter (where later.stage_order > 3 and later.entered_at >= visits.budget_check_at) as budget_check_left_at,
+        min(later.entered_at) filter (where later.stage_order > 4 and later.entered_at >= visits.po_creation_at) as po_creation_left_at,
+        min(later.entered_at) filter (where later.stage_order > 5 and later.entered_at >= visits.po_transmission_at) as po_transmission_left_at,
+        min(later.entered_at) filter (where later.stage_order > 6 and later.entered_at >= visits.supplier_ack_at) as supplier_ack_left_at,
+        min(later.entered_at) filter (where later.stage_order > 7 and later.entered_at >= visits.shipment_at) as shipment_left_at,
+        min(later.entered_at) filter (where later.stage_order > 8 and later.entered_at >= visits.receipt_at) as receipt_left_at,
+        min(later.entered_at) filter (where later.stage_order > 9 and later.entered_at >= visits.invoice_at) as invoice_left_at,
+        min(later.entered_at) filter (where later.stage_order > 10 and later.entered_at >= visits.match_at) as match_left_at
+    from visits
+    join fct_case_stage_visits as later using (case_id)
+    group by visits.case_id
+),
+
 entries as (
-    -- a stage's cycle time ends at the first entry into any later stage (least skips those not entered);
     -- seconds from the epoch_us difference: subtracting TIMESTAMPTZ values goes through ICU's calendar, ~20x slower
     select
-        *,
-        (epoch_us(least(
-            approval_at, budget_check_at, po_creation_at, po_transmission_at, supplier_ack_at,
-            shipment_at, receipt_at, invoice_at, match_at, payment_at
-        )) - epoch_us(requisition_at)) / 1e6 as requisition_s,
-        (epoch_us(least(
-            budget_check_at, po_creation_at, po_transmission_at, supplier_ack_at, shipment_at,
-            receipt_at, invoice_at, match_at, payment_at
-        )) - epoch_us(approval_at)) / 1e6 as approval_s,
-        (epoch_us(least(
-            po_creation_at, po_transmission_at, supplier_ack_at, shipment_at, receipt_at,
-            invoice_at, match_at, payment_at
-        )) - epoch_us(budget_check_at)) / 1e6 as budget_check_s,
-        (epoch_us(least(
-            po_transmission_at, supplier_ack_at, shipment_at, receipt_at, invoice_at,
-            match_at, payment_at
-        )) - epoch_us(po_creation_at)) / 1e6 as po_creation_s,
-        (epoch_us(least(
-            supplier_ack_at, shipment_at, receipt_at, invoice_at, match_at,
-            payment_at
-        )) - epoch_us(po_transmission_at)) / 1e6 as po_transmission_s,
-        (epoch_us(least(shipment_at, receipt_at, invoice_at, match_at, payment_at)) - epoch_us(supplier_ack_at)) / 1e6 as supplier_ack_s,
-        (epoch_us(least(receipt_at, invoice_at, match_at, payment_at)) - epoch_us(shipment_at)) / 1e6 as shipment_s,
-        (epoch_us(least(invoice_at, match_at, payment_at)) - epoch_us(receipt_at)) / 1e6 as receipt_s,
-        (epoch_us(least(match_at, payment_at)) - epoch_us(invoice_at)) / 1e6 as invoice_s,
-        (epoch_us(least(payment_at)) - epoch_us(match_at)) / 1e6 as match_s,
+        visits.*,
+        (epoch_us(stage_exits.requisition_left_at) - epoch_us(visits.requisition_at)) / 1e6 as requisition_s,
+        (epoch_us(stage_exits.approval_left_at) - epoch_us(visits.approval_at)) / 1e6 as approval_s,
+        (epoch_us(stage_exits.budget_check_left_at) - epoch_us(visits.budget_check_at)) / 1e6 as budget_check_s,
+        (epoch_us(stage_exits.po_creation_left_at) - epoch_us(visits.po_creation_at)) / 1e6 as po_creation_s,
+        (epoch_us(stage_exits.po_transmission_left_at) - epoch_us(visits.po_transmission_at)) / 1e6 as po_transmission_s,
+        (epoch_us(stage_exits.supplier_ack_left_at) - epoch_us(visits.supplier_ack_at)) / 1e6 as supplier_ack_s,
+        (epoch_us(stage_exits.shipment_left_at) - epoch_us(visits.shipment_at)) / 1e6 as shipment_s,
+        (epoch_us(stage_exits.receipt_left_at) - epoch_us(visits.receipt_at)) / 1e6 as receipt_s,
+        (epoch_us(stage_exits.invoice_left_at) - epoch_us(visits.invoice_at)) / 1e6 as invoice_s,
+        (epoch_us(stage_exits.match_left_at) - epoch_us(visits.match_at)) / 1e6 as match_s,
         null::double as payment_s
     from visits
+    join stage_exits using (case_id)
 ),
 
 events as (
