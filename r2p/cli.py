@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -127,16 +128,16 @@ def rebuild(context: Context) -> None:
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
-def serve_dashboard(data_dir: Path, host: str, port: int) -> int:
-    """Run the Streamlit dashboard on the data directory until it is stopped; returns its exit code."""
-    import subprocess
-
+def serve_dashboard(data_dir: Path, host: str, port: int) -> NoReturn:
+    """Become the Streamlit dashboard on the data directory (exec, not a child process: a signal that
+    stops ``r2p serve`` stops the dashboard, and no server outlives it)."""
     if not APP.exists():
         raise UserError(f"the dashboard's app.py is not at {APP}: install the project from its checkout (pip install -e .)")
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     click.echo(f"dashboard on http://{host}:{port} (data: {data_dir})")
-    return subprocess.call(command, env={**os.environ, "R2P_DATA_DIR": str(data_dir.resolve())})
+    sys.stdout.flush()
+    os.execve(sys.executable, command, {**os.environ, "R2P_DATA_DIR": str(data_dir.resolve())})
 
 
 @cli.command()
@@ -145,7 +146,7 @@ def serve_dashboard(data_dir: Path, host: str, port: int) -> int:
 @pass_context
 def serve(context: Context, host: str, port: int) -> None:
     """Start the dashboard."""
-    sys.exit(serve_dashboard(context.data_dir, host, port))
+    serve_dashboard(context.data_dir, host, port)
 
 
 @cli.command()
@@ -159,7 +160,7 @@ def demo(context: Context, no_serve: bool, host: str, port: int) -> None:
 
     report_ingest(context, land_demo(context.data_dir))
     if not no_serve:
-        sys.exit(serve_dashboard(context.data_dir, host, port))
+        serve_dashboard(context.data_dir, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,3 +89,11 @@ def test_overview_draws_its_charts_without_an_exception(dashboard: str, page: Pa
     assert "facility=NORTH-GENERAL" in page.url
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+
+def test_stopping_r2p_serve_stops_the_dashboard(landed_sample: Path) -> None:
+    """``r2p serve`` becomes the Streamlit server: terminating it leaves no server answering."""
+    with served(landed_sample) as base:
+        pass
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{base}/_stcore/health", timeout=2)
