@@ -114,7 +114,10 @@ else:
         change_pct=trend["p50_change_pct"].round(1),
     )
     st.dataframe(changes[["week", "cases", "median", "p90", "change", "change_pct", "previous_cases"]],
-                 hide_index=True, key="ct_changes")
+                 hide_index=True, key="ct_changes", column_config={
+                     "week": st.column_config.DateColumn("week (Monday)", format="YYYY-MM-DD"),
+                     "change": "median change", "change_pct": st.column_config.NumberColumn("change %", format="%+.1f"),
+                     "previous_cases": "cases the week before"})
 
 st.subheader("Breakdown")
 by = st.selectbox("By", list(cycle_times.DIMENSIONS), key="ct_by")
