@@ -10,20 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from metrics import cycle_times, executive
-from r2p.ui import frame
+from r2p.ui import clicked, frame
 
 page = frame("Executive overview")
-
-
-def clicked(event, field: int = 0) -> str | None:
-    """The string id at position ``field`` of the first selected point's customdata (list, or Plotly 6's dict)."""
-    points = event["selection"]["points"] if event else []
-    if not points:
-        return None
-    data = points[0].get("customdata")
-    if isinstance(data, dict):
-        data = [data[key] for key in sorted(data, key=int)]
-    return None if not data else str(data[field])
 
 
 def shown(tile: dict) -> str:

@@ -8,21 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from metrics import cycle_times
-from r2p.ui import frame
+from r2p.ui import clicked, frame
 
 page = frame("Cycle times")
 options = page.options
-
-
-def clicked(event) -> str | None:
-    """The string id of the first selected point's customdata (list, or Plotly 6's dict)."""
-    points = event["selection"]["points"] if event else []
-    if not points:
-        return None
-    data = points[0].get("customdata")
-    if isinstance(data, dict):
-        data = [data[key] for key in sorted(data, key=int)]
-    return None if not data else str(data[0])
 
 
 def url_list(key: str) -> list[str]:

@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from metrics import drift, failures, slo
-from r2p.ui import frame
+from r2p.ui import clicked, frame
 
 AUTO_REFRESH_S = 30
 INPUT_LABELS = {"spans": "Integration operations (spans)", "transactions": "Business transactions (events)"}
@@ -31,14 +31,11 @@ def percent(value) -> str:
 
 def selected_cell(event) -> tuple[str, str] | None:
     """The clicked heatmap cell (facility, stage), else the one in the URL."""
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
-        data = points[0].get("customdata")
-        value = data.get("0") if isinstance(data, dict) else data[0] if isinstance(data, list) else data
-        if value and "|" in str(value):
-            facility, stage = str(value).split("|", 1)
-            st.query_params["cell"] = f"{facility}|{stage}"
-            return facility, stage
+    value = clicked(event)
+    if value and "|" in value:
+        facility, stage = value.split("|", 1)
+        st.query_params["cell"] = value
+        return facility, stage
     if "cell" in st.query_params and "|" in st.query_params["cell"]:
         facility, stage = st.query_params["cell"].split("|", 1)
         return facility, stage

@@ -142,3 +142,18 @@ def frame(title: str) -> Frame:
         st.sidebar.error(f"Loading new batches failed: {warehouse.last_refresh_error}")
     st.title(title)
     return Frame(con=con, filters=filters, warehouse=warehouse, options=options)
+
+
+def clicked(event) -> str | None:
+    """The id that comes first in the customdata of the first point selected in an ``on_select`` chart
+    event, as a string, or None. Plotly 6 hands customdata back as a dict keyed "0", "1"... and mangles
+    numbers, so pages pass ids as strings and read them here."""
+    points = event["selection"]["points"] if event else []
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    if isinstance(data, dict):
+        data = [data[key] for key in sorted(data, key=int)]
+    elif not isinstance(data, list):
+        data = [data]
+    return None if not data or data[0] is None else str(data[0])
