@@ -351,6 +351,12 @@ def _party(segments: list[Segment], codes: tuple[str, ...]) -> str | None:
     return None
 
 
+def _currency(segments: list[Segment]) -> str | None:
+    """The currency code of the first CUR segment (CUR02), if any."""
+    cur = _first(segments, "CUR")
+    return (cur.get(2) or None) if cur else None
+
+
 def _ref(segments: list[Segment], qualifier: str) -> str | None:
     for segment in segments:
         if segment.id == "REF" and segment.get(1) == qualifier:
@@ -433,7 +439,7 @@ def _purchase_order(events: Events, segments: list[Segment]) -> None:
     if not po:
         raise EnvelopeError("850 without a PO number (BEG03)", "BEG03")
     occurred = events.moment(beg.get(5))
-    currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
+    currency = _currency(segments)
     common = dict(
         object_type="purchase_order",
         object_id=po,
@@ -493,7 +499,7 @@ def _acknowledgment(events: Events, segments: list[Segment]) -> None:
         raise EnvelopeError("855 without a PO number (BAK03)", "BAK03")
     occurred = events.moment(bak.get(9))  # BAK04 is the PO's date, not the acknowledgment's
     ack_type = bak.get(2)
-    currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
+    currency = _currency(segments)
     header_outcome = ACK_TYPE_OUTCOMES.get(ack_type, "pending")
     common = dict(
         object_type="po_ack",
@@ -615,7 +621,7 @@ def _invoice(events: Events, segments: list[Segment]) -> None:
         raise EnvelopeError("810 without an invoice number (BIG02)", "BIG02")
     po = big.get(4) or _ref(segments, "PO")
     occurred = events.moment(big.get(1))
-    currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
+    currency = _currency(segments)
     tds = _first(segments, "TDS")
     total = _decimal(tds.get(1)) / 100 if tds and _decimal(tds.get(1)) is not None else None  # TDS01 has 2 implied decimals
     common = dict(
@@ -665,7 +671,7 @@ def _remittance(events: Events, segments: list[Segment]) -> None:
         raise EnvelopeError("820 without a payment amount (BPR02)", "BPR02")
     trn = _first(segments, "TRN")
     payment = (trn.get(2) if trn else "") or events.envelope["set_control"]
-    currency = (_first(segments, "CUR") or Segment(["CUR"], 0)).get(2) or None
+    currency = _currency(segments)
     occurred = events.moment(bpr.get(16))
     common = dict(
         object_type="payment",
