@@ -13,7 +13,7 @@ import pytest
 from metrics import fingerprint
 from r2p import schema
 from r2p.warehouse import Warehouse, rebuild
-from samples import land_records
+from samples import land_records, loaded_warehouse
 
 UTC = dt.timezone.utc
 SHARED_OTLP = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "otlp"
@@ -170,15 +170,10 @@ def test_grouping_rules_merge_erp_5xx_per_endpoint_and_split_edi_rejections_per_
         )
         for n, supplier in enumerate(("S03", "S03", "S11"))
     ]
-    land_records(data_dir, {"spans": spans, "transaction_events": rejections})
-    warehouse = Warehouse(data_dir)
-    try:
-        warehouse.refresh()
+    with loaded_warehouse(data_dir, {"spans": spans, "transaction_events": rejections}) as warehouse:
         groups = warehouse.reader().execute(
             "SELECT grouping_rule, group_key, occurrences FROM fct_exception_groups ORDER BY group_key"
         ).fetchall()
-    finally:
-        warehouse.close()
     assert groups == [
         ("edi-rejections-per-supplier",
          "source=edi_rejection | stage=supplier_ack | supplier_id=S03 | error_type=EDI_855_REJECTED", 2),
