@@ -141,6 +141,7 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
         "WHEN v.arrayValue IS NOT NULL OR v.kvlistValue IS NOT NULL "
         "THEN otlp_nested_json(CAST(v.arrayValue AS VARCHAR), CAST(v.kvlistValue AS VARCHAR)) "
         "ELSE 'null' END",
+        "otlp_number(v) AS coalesce(v.intValue, try_cast(v.stringValue AS BIGINT))",
         "otlp_text(v) AS coalesce(v.stringValue, CAST(v.intValue AS VARCHAR), CAST(v.doubleValue AS VARCHAR), "
         "CAST(v.boolValue AS VARCHAR), v.bytesValue)",
         # The attribute list as one JSON object text, keys in `leave_out` dropped (NULL entries are
@@ -155,34 +156,55 @@ def install(con: duckdb.DuckDBPyConnection, config: TracesConfig) -> None:
         con.execute(f"CREATE OR REPLACE MACRO {macro}")
 
 
-def _lookup(config: TracesConfig, keys: list[str], picked: str, field: str = "text") -> str:
-    """SQL of the first of ``keys`` present in the ``picked`` list (see ``_pick``), its ``field``
-    (``text`` or ``number``); a redacted key gives the redacted token as text, no number."""
-    redactor = Redactor(config.redaction)
-    found = []
-    for key in keys:
-        entry = f"list_filter({picked}, lambda b: b.key = {sql_literal(key)})"
-        if not redactor.key_redacted(key):
-            found.append(f"{entry}[1].{field}")
-        elif field == "text":
-            found.append(f"CASE WHEN len({entry}) > 0 THEN {sql_literal(config.redaction.redacted_value)} END")
-    return f"coalesce({', '.join(found)})" if found else "NULL"
+class _Lookups:
+    """Attribute values looked up by key: a business, service or standard column takes the value of
+    the first of its keys present in an attribute list.
 
+    Three projections, one above the other: ``picked`` keeps the attributes of the looked-up keys
+    (one pass over the list); ``lists`` splits them into keys, masked texts and numbers; ``text`` and
+    ``number`` then find each key with ``list_position``, which costs a fraction of a ``list_filter``
+    lambda per key. A redacted key gives the redacted token as text (not masked), and no number.
+    """
 
-def _pick(attrs: str, keys: list[str]) -> str:
-    """SQL of the attributes of ``attrs`` whose key is one of ``keys``, as (key, text, number):
-    one pass over the attributes, after which each looked-up column scans this short list."""
-    if not keys:
-        return "[]::STRUCT(key VARCHAR, text VARCHAR, number BIGINT)[]"
-    return (
-        f"list_transform(list_filter(coalesce({attrs}, []), lambda a: a.key IN {_in_list(keys)}), lambda a: "
-        "{'key': a.key, 'text': otlp_text(a.value), "
-        "'number': coalesce(a.value.intValue, try_cast(a.value.stringValue AS BIGINT))})"
-    )
+    def __init__(self, config: TracesConfig, keys: list[str], prefix: str):
+        self.config = config
+        self.redactor = Redactor(config.redaction)
+        self.keys = list(dict.fromkeys(keys))
+        self.prefix = prefix
 
+    def picked(self, attributes: str) -> str:
+        """Select item of the attributes of ``attributes`` whose key is looked up: ``<prefix>picked``."""
+        wanted = f"a.key IN ({', '.join(sql_literal(key) for key in self.keys)})" if self.keys else "false"
+        return f"list_filter({attributes}, lambda a: {wanted}) AS {self.prefix}picked"
 
-def _in_list(keys: list[str]) -> str:
-    return "(" + ", ".join(sql_literal(key) for key in keys) + ")"
+    def lists(self) -> str:
+        """Select items of the lists the lookups read, from the column ``picked`` selected below."""
+        p = self.prefix
+        return (
+            f"list_transform({p}picked, lambda a: a.key) AS {p}keys, "
+            f"list_transform({p}picked, lambda a: phi_mask(otlp_text(a.value))) AS {p}texts, "
+            f"list_transform({p}picked, lambda a: otlp_number(a.value)) AS {p}numbers"
+        )
+
+    def _found(self, keys: list[str], field: str) -> list[str]:
+        found = []
+        for key in keys:
+            position = f"list_position({self.prefix}keys, {sql_literal(key)})"
+            if not self.redactor.key_redacted(key):
+                found.append(f"{self.prefix}{field}[{position}]")
+            elif field == "texts":
+                found.append(f"CASE WHEN {position} IS NOT NULL THEN {sql_literal(self.config.redaction.redacted_value)} END")
+        return found
+
+    def text(self, keys: list[str]) -> str:
+        """SQL of the masked text of the first of ``keys`` present that has one."""
+        found = self._found(keys, "texts")
+        return f"coalesce({', '.join(found)})" if found else "NULL"
+
+    def number(self, keys: list[str]) -> str:
+        """SQL of the integer value of the first of ``keys`` present that has one."""
+        found = self._found(keys, "numbers")
+        return f"coalesce({', '.join(found)})" if found else "NULL"
 
 
 SPAN_COLUMNS = (
@@ -202,11 +224,6 @@ LINK_COLUMNS = (
 no span of the chunk has events or links."""
 
 
-def _masked_picked(picked: str) -> str:
-    """SQL of a ``_pick`` list with its texts masked, so every column looked up from it is masked."""
-    return f"list_transform({picked}, lambda b: {{'key': b.key, 'text': phi_mask(b.text), 'number': b.number}})"
-
-
 def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
     """SQL of the documents of ``docs`` parsed and unnested, one row a span, with their resource and
     scope columns (computed once per resource / scope).
@@ -214,11 +231,9 @@ def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
     ``plain`` parses the documents of ``PLAIN_DOCUMENT_TYPE`` (and skips those that
     ``MAY_NEED_FULL_SCHEMA``); otherwise ``DOCUMENT_TYPE`` with its legacy keys and wrappers.
     """
-    mapped = config.mapped_keys()
-    resource_business = "".join(
-        f"CASE WHEN len(res_picked) > 0 THEN {_lookup(config, config.business[column], 'res_picked')} END AS res_{column}, "
-        for column in BUSINESS_COLUMNS if config.business.get(column)
-    )
+    business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
+    lookups = _Lookups(config, ["service.name", *config.mapped_keys()], "res_")
+    resource_business = "".join(f"{lookups.text(config.business[column])} AS res_{column}, " for column in business)
     if plain:
         parsed = f"try(json_transform(doc, '{PLAIN_DOCUMENT_TYPE}')) AS d FROM {docs} WHERE NOT ({MAY_NEED_FULL_SCHEMA})"
         resource_spans, scope_spans, scope = "d.resourceSpans", "rs.scopeSpans", "ss.scope"
@@ -237,16 +252,16 @@ def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
         ), scopes AS (
             SELECT doc_id, line, byte_offset,
                    otlp_attrs(rs.resource.attributes) AS resource_attributes,
-                   {_pick('rs.resource.attributes', [*mapped, 'service.name'])} AS res_picked,
+                   {lookups.picked('rs.resource.attributes')},
                    unnest({scope_spans}) AS ss
             FROM resources
         ), masked AS (
             SELECT doc_id, line, byte_offset, phi_mask(resource_attributes) AS resource_attributes,
-                   {_masked_picked('res_picked')} AS res_picked, {scope} AS scope, ss.spans AS spans
+                   {lookups.lists()}, {scope} AS scope, ss.spans AS spans
             FROM scopes
         ), resolved AS (
             SELECT doc_id, line, byte_offset, resource_attributes,
-                   list_filter(res_picked, lambda b: b.key = 'service.name')[1].text AS service_name,
+                   {lookups.text(["service.name"])} AS service_name,
                    {resource_business}
                    phi_mask(scope.name) AS scope_name, phi_mask(scope.version) AS scope_version,
                    CASE WHEN scope.attributes IS NOT NULL THEN otlp_attrs(scope.attributes) END AS scope_attributes,
@@ -281,11 +296,8 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
     p = prefix
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
     mapped = config.mapped_keys()
-    span_business = "".join(
-        f"coalesce(CASE WHEN len(picked) > 0 THEN {_lookup(config, config.business[column], 'picked')} END, "
-        f"res_{column}) AS {column}, "
-        for column in business
-    )
+    lookups = _Lookups(config, [*mapped, *config.standard.error_type, *config.standard.http_status_code], "span_")
+    span_business = "".join(f"coalesce({lookups.text(config.business[column])}, res_{column}) AS {column}, " for column in business)
     absent_business = "".join(f"NULL::VARCHAR AS {column}, " for column in BUSINESS_COLUMNS if column not in business)
     mapped_list = "[" + ", ".join(sql_literal(key) for key in mapped) + "]::VARCHAR[]"
     exception_type = (
@@ -310,13 +322,13 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                    otlp_kind(kind) AS kind_name,
                    otlp_status(status.code) AS status_code,
                    otlp_nanos(startTimeUnixNano) AS start_nanos, otlp_nanos(endTimeUnixNano) AS end_nanos,
-                   {_pick('attributes', [*mapped, *config.standard.error_type, *config.standard.http_status_code])} AS span_picked,
+                   {lookups.picked('attributes')},
                    CASE WHEN len(events) > 0 THEN list_filter(list_filter(events, lambda e: e.name = 'exception')[1].attributes,
                         lambda a: a.key = 'exception.type')[1].value END AS exception_value,
                    otlp_attrs_except(attributes, {mapped_list}) AS attributes_json
             FROM {p}_flat
-        ), masked AS (
-            SELECT *, {_masked_picked('span_picked')} AS picked, otlp_text(exception_value) AS exception_type
+        ), looked_up AS (
+            SELECT *, {lookups.lists()}, otlp_text(exception_value) AS exception_type
             FROM decoded
         )
         SELECT span_row, line,
@@ -327,8 +339,8 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                status_code, phi_mask(nullif(status.message, '')) AS status_message,
                service_name, scope_name, scope_version,
                {span_business}{absent_business}
-               coalesce({_lookup(config, config.standard.error_type, 'picked')}, {exception_type}) AS error_type,
-               {_lookup(config, config.standard.http_status_code, 'picked', 'number')} AS http_status_code,
+               coalesce({lookups.text(config.standard.error_type)}, {exception_type}) AS error_type,
+               {lookups.number(config.standard.http_status_code)} AS http_status_code,
                phi_mask(attributes_json) AS attributes,
                resource_attributes, scope_attributes,
                concat_ws('; ',
@@ -350,7 +362,7 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
                         lambda l: otlp_id(l.traceId, 16) IS NULL OR otlp_id(l.spanId, 8) IS NULL))
                         THEN 'a link has an invalid traceId or spanId' END END
                ) AS reason
-        FROM masked
+        FROM looked_up
         """
     )
     _inherit(cur, f"{p}_spans", business)
