@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import types
 import typing
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -351,14 +352,19 @@ def ddl(model: type[Record]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {model.table} (\n    {body}\n)"
 
 
-def select_canonical(model: type[Record], relation: str, passthrough: tuple[str, ...] = ()) -> str:
+def select_canonical(
+    model: type[Record], relation: str, passthrough: tuple[str, ...] = (), as_is: Collection[str] = ()
+) -> str:
     """A SELECT that casts ``relation``'s columns to the table's types, in the table's order.
 
     Landing writers push every batch through this, so a collector cannot land a column the
     contract does not have, or land one under the wrong type. ``passthrough`` columns are
-    selected first, uncast (the warehouse keeps the Parquet file name and row number this way).
+    selected first, uncast (the warehouse keeps the Parquet file name and row number this way);
+    ``as_is`` columns already have a type that is stored as the table's (an ENUM for a VARCHAR).
     """
-    casts = [f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type, _, _ in columns(model)]
+    casts = [
+        name if name in as_is else f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type, _, _ in columns(model)
+    ]
     return f"SELECT {', '.join([*passthrough, *casts])} FROM {relation}"
 
 

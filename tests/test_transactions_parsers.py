@@ -10,7 +10,7 @@ import duckdb
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors.tabular import amount_sql, literal, timestamp_sql, trim_sql
+from collectors.tabular import amount_sql, literal, number_sql, padded_sql, timestamp_sql, trim_sql
 
 CON = duckdb.connect()
 CON.execute("SET TimeZone = 'UTC'")
@@ -101,3 +101,52 @@ def test_non_numbers_are_null(text) -> None:
 def test_the_guarded_trim_trims_exactly_like_trim(text) -> None:
     guarded, plain = CON.execute(f"SELECT {trim_sql(literal(text))}, trim({literal(text)})").fetchone()
     assert guarded == plain
+
+
+padding = st.text(alphabet=[" ", "\u00a0", "\u2003", "\u3000"], max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moments,
+    st.sampled_from(ZONES),
+    st.sampled_from(["iso8601 offset", "iso8601 local", "epoch_s", "epoch_ms", "%d.%m.%Y %H:%M:%S"]),
+    padding,
+    padding,
+)
+@example(dt.datetime(2024, 1, 1, 9, tzinfo=UTC), "Europe/Berlin", "iso8601 offset", "", " ")  # not read as local time
+@example(dt.datetime(2024, 1, 1, 9, tzinfo=UTC), "Europe/Berlin", "iso8601 offset", "\u3000", "\u00a0")
+def test_padding_never_changes_a_parsed_time(moment, zone, shape, before, after) -> None:
+    local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+    text, formats = {
+        "iso8601 offset": (local.isoformat(), ["iso8601"]),
+        "iso8601 local": (local.replace(tzinfo=None).isoformat(sep=" "), ["iso8601"]),
+        "epoch_s": (str(int(moment.timestamp())), ["epoch_s"]),
+        "epoch_ms": (str(int(moment.timestamp() * 1000)), ["epoch_ms"]),
+        "%d.%m.%Y %H:%M:%S": (local.strftime("%d.%m.%Y %H:%M:%S"), ["%d.%m.%Y %H:%M:%S"]),
+    }[shape]
+
+    configured = "Pacific/Chatham" if shape == "iso8601 offset" else zone  # an offset must win over the zone
+
+    def parsed(value: str):
+        sql = padded_sql(lambda t: timestamp_sql(t, formats, configured), literal(value))
+        return CON.execute(f"SELECT {sql}").fetchone()[0]
+
+    assert parsed(before + text + after) == parsed(text) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts, st.sampled_from([(".", ""), (",", "."), (",", " ")]), padding, padding)
+def test_padding_never_changes_a_parsed_number(amount, separators, before, after) -> None:
+    decimal, thousands = separators
+    whole, fraction = f"{abs(amount):.4f}".split(".")
+    text = ("-" if amount < 0 else "") + (group(whole, thousands) if thousands else whole) + decimal + fraction
+    for parse in (
+        lambda t: amount_sql(t, decimal, thousands),
+        lambda t: number_sql(t, decimal, thousands),
+        lambda t: f"TRY_CAST({t} AS BIGINT)",
+    ):
+        plain = CON.execute(f"SELECT {padded_sql(parse, literal(text))}").fetchone()[0]
+        padded = CON.execute(f"SELECT {padded_sql(parse, literal(before + whole + after))}").fetchone()[0]
+        assert CON.execute(f"SELECT {padded_sql(parse, literal(before + text + after))}").fetchone()[0] == plain
+        assert padded == CON.execute(f"SELECT {padded_sql(parse, literal(whole))}").fetchone()[0] is not None
