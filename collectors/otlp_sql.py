@@ -224,21 +224,23 @@ LINK_COLUMNS = (
 no span of the chunk has events or links."""
 
 
-def _flat_select(config: TracesConfig, docs: str, plain: bool) -> str:
+def _flat_select(config: TracesConfig, docs: str, plain: bool, tolerant: bool = True) -> str:
     """SQL of the documents of ``docs`` parsed and unnested, one row a span, with their resource and
     scope columns (computed once per resource / scope).
 
     ``plain`` parses the documents of ``PLAIN_DOCUMENT_TYPE`` (and skips those that
     ``MAY_NEED_FULL_SCHEMA``); otherwise ``DOCUMENT_TYPE`` with its legacy keys and wrappers.
+    ``tolerant`` parses a malformed document as NULL (no span); otherwise one fails the query.
     """
     business = [column for column in BUSINESS_COLUMNS if config.business.get(column)]
     lookups = _Lookups(config, ["service.name", *config.mapped_keys()], "res_")
     resource_business = "".join(f"{lookups.text(config.business[column])} AS res_{column}, " for column in business)
+    parse = "try(json_transform(doc, '{}'))" if tolerant else "json_transform(doc, '{}')"
     if plain:
-        parsed = f"try(json_transform(doc, '{PLAIN_DOCUMENT_TYPE}')) AS d FROM {docs} WHERE NOT ({MAY_NEED_FULL_SCHEMA})"
+        parsed = f"{parse.format(PLAIN_DOCUMENT_TYPE)} AS d FROM {docs} WHERE NOT ({MAY_NEED_FULL_SCHEMA})"
         resource_spans, scope_spans, scope = "d.resourceSpans", "rs.scopeSpans", "ss.scope"
     else:
-        parsed = f"try(json_transform(doc, '{DOCUMENT_TYPE}')) AS d FROM {docs}"
+        parsed = f"{parse.format(DOCUMENT_TYPE)} AS d FROM {docs}"
         resource_spans = "coalesce(d.resourceSpans, d.batches, d.result.resourceSpans)"
         # a producer writes scopeSpans or the legacy key; list_concat would copy every span
         scope_spans = ("CASE WHEN rs.instrumentationLibrarySpans IS NULL THEN rs.scopeSpans "
@@ -305,7 +307,10 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         else "phi_mask(exception_type)"
     )
     # Masking (phi_mask) always runs one projection above the text it masks: see install_macros.
-    cur.execute(f"CREATE OR REPLACE TABLE {p}_flat AS {_flat_select(config, docs, plain=True)}")
+    try:  # try() costs a sixth of the parse, and most chunks have no malformed document
+        cur.execute(f"CREATE OR REPLACE TABLE {p}_flat AS {_flat_select(config, docs, plain=True, tolerant=False)}")
+    except duckdb.InvalidInputException:  # malformed JSON: those documents give no span (rejected below)
+        cur.execute(f"CREATE OR REPLACE TABLE {p}_flat AS {_flat_select(config, docs, plain=True)}")
     spanless = f"(SELECT * FROM {docs} ANTI JOIN (SELECT DISTINCT doc_id FROM {p}_flat) USING (doc_id))"
     spanless_documents, with_events, with_links = _flat_counts(cur, docs, f"{p}_flat")
     if spanless_documents:
