@@ -182,6 +182,29 @@ def test_bad_rows_are_rejected_with_line_column_and_reason_and_the_rest_lands(tm
     assert {r["input"] for r in rejects.values()} == {str(export)}
 
 
+def test_values_padded_with_spaces_land_trimmed_and_spaces_alone_are_empty(tmp_path: Path, data_dir: Path) -> None:
+    nbsp, ideographic = "\u00a0", "\u3000"  # as fixed-width and CHAR exports pad, in ASCII or not
+    export = write(
+        tmp_path / "erp.csv",
+        "DocNo;Status;EventTime;Exported;Amount;Plant\n"
+        f" PO-1 ;PO Created{nbsp}; 10.03.2024 01:30{ideographic};1710052200123 ;{nbsp}1.234,50 ;  NORTH\n"
+        f"PO-2;PO Created;10.03.2024 01:30;   ;{nbsp} ;{nbsp}\n"  # spaces alone: no time, no amount, no plant
+        f"PO-3;PO Created;{nbsp} ;1710052200123;5,00;NORTH\n",  # line 4: an occurred time of spaces alone
+    )
+    source = ERP.replace('decimal = ","', 'decimal = ","\nthousands = "."')
+    summary = ingest(data_dir, source, export)
+    assert (summary.accepted["transaction_events"], summary.rejected) == (2, 1)
+    padded, blank = landed(data_dir, order="object_id")
+    assert (padded["object_id"], padded["po_number"], padded["event_type"], padded["facility_id"]) == (
+        "PO-1", "PO-1", "PO Created", "NORTH",
+    )
+    assert (padded["occurred_at"], padded["amount"]) == (dt.datetime(2024, 3, 10, 7, 30, tzinfo=UTC), Decimal("1234.5"))
+    assert padded["recorded_at"] == dt.datetime(2024, 3, 10, 6, 30, 0, 123000, tzinfo=UTC)
+    assert (blank["object_id"], blank["recorded_at"], blank["amount"], blank["facility_id"]) == ("PO-2", None, None, None)
+    (reject,) = landed(data_dir, "rejects", order="line")
+    assert (reject["line"], reject["field"], reject["reason"]) == (4, "EventTime", "occurred_at: occurred time is empty")
+
+
 def test_a_mapping_that_rejects_everything_stops_with_one_message(tmp_path: Path, data_dir: Path) -> None:
     rows = "".join(f"PO-{i};PO Created;2024-03-10 01:30;1710052200123;5,00;NORTH\n" for i in range(500))
     export = write(tmp_path / "erp.csv", "DocNo;Status;EventTime;Exported;Amount;Plant\n" + rows)
