@@ -35,6 +35,8 @@ class Chunk:
     """JSON lines (several whole lines, UTF-8), the first of which is line ``first_line``; not
     changed once the chunk is made (DuckDB reads the documents from this very buffer)."""
     first_line: int = 1
+    line_starts: list[int] = field(default_factory=list)
+    """Where each line of ``data`` starts (0 first); found once, by ``json_line_chunks``."""
     documents: list[tuple[int | None, int | None, str]] = field(default_factory=list)
     """(line, byte_offset, OTLP/JSON text) documents, for single-document and protobuf inputs."""
     rejects: list[tuple[str, str, int | None]] = field(default_factory=list)
@@ -49,18 +51,12 @@ def _line_documents(chunk: Chunk) -> pa.Table:
     The documents share the chunk's buffer (no copy): each ``doc`` keeps its line's newline,
     which JSON ignores and reject texts strip. Input that is not UTF-8 is decoded with
     replacement characters, line by line, so line numbers and offsets stay those of the input.
-    Nothing the size of the chunk is allocated here (no decoded copy, no mask): fresh memory
-    costs more to fault in than the search itself.
+    Nothing the size of the chunk is allocated here (no decoded copy): fresh memory costs more
+    to fault in than checking the bytes.
     """
     data = chunk.data
     assert data is not None
-    line_starts, newline = [0], data.find(b"\n")
-    while newline >= 0:
-        line_starts.append(newline + 1)
-        newline = data.find(b"\n", newline + 1)
-    if line_starts[-1] == len(data):
-        line_starts.pop()  # nothing after the last newline
-    starts = np.array(line_starts, np.int64)
+    starts = np.array(chunk.line_starts, np.int64)
     offsets = np.append(starts, len(data))
     docs = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
     try:
@@ -155,6 +151,18 @@ def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     yield protobuf_chunk(data)
 
 
+def _line_starts(data: bytes | bytearray) -> list[int]:
+    """Where each line of ``data`` starts: one search through the bytes, nothing allocated beside
+    the list (fresh memory costs more to fault in than the search itself)."""
+    starts, newline = [0], data.find(b"\n")
+    while newline >= 0:
+        starts.append(newline + 1)
+        newline = data.find(b"\n", newline + 1)
+    if starts[-1] == len(data):
+        starts.pop()  # nothing after the last newline
+    return starts
+
+
 def json_line_chunks(
     stream: BinaryIO, head: bytes, offset: int, first_line: int, chunk_bytes: int, final: bool
 ) -> Iterator[Chunk]:
@@ -179,9 +187,10 @@ def json_line_chunks(
             cut = len(pending) - 1
         body, pending = pending, pending[cut + 1 :]
         del body[cut + 1 :]
-        yield Chunk(data=body, first_line=first_line, end_offset=offset + len(body))
+        line_starts = _line_starts(body)
+        yield Chunk(data=body, first_line=first_line, line_starts=line_starts, end_offset=offset + len(body))
         offset += len(body)
-        first_line += body.count(b"\n")
+        first_line += len(line_starts)  # a body without its last newline is the input's end
         if eof and not pending:
             return
 
