@@ -11,8 +11,9 @@ omitted defaults, every AnyValue kind, the legacy ``instrumentationLibrarySpans`
 ``<prefix>_spans``, ``<prefix>_events``, ``<prefix>_links`` and ``<prefix>_rejects``, shaped as the
 canonical tables (without ``batch_id``) so ``land_chunk`` hands them to the landing writer as is.
 
-Business keys are inherited from the parent span when the parent is in the same chunk (one file up
-to the chunk size, one receiver batch): the join runs over the chunk, not across chunks or batches.
+A span lacking a business key takes its parent's when the warehouse loads it (``Warehouse``), where
+every span of the trace is, whichever batch brought it: the landed rows carry the span's and its
+resource's keys only.
 """
 
 from __future__ import annotations
@@ -370,7 +371,6 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         FROM looked_up
         """
     )
-    _inherit(cur, f"{p}_spans", business)
     # A chunk without events or links gets empty tables: planning their queries costs more than nothing.
     if with_events:
         cur.execute(
@@ -439,31 +439,6 @@ def transform_chunk(cur: duckdb.DuckDBPyConnection, config: TracesConfig, prefix
         )
         cur.execute(f"DELETE FROM {p}_spans WHERE reason <> ''")
     cur.execute(f"DROP TABLE {p}_flat")
-
-
-def _inherit(cur: duckdb.DuckDBPyConnection, table: str, business: list[str]) -> None:
-    """Fill an accepted span's missing business columns from its accepted parent's, until nothing changes.
-
-    Only the columns some accepted span of the table has can be inherited; the UPDATE writes no
-    other (a deployment sets a few of the business keys, and each updated column costs).
-    """
-    if business:
-        present = cur.execute(
-            f"SELECT {', '.join(f'count({column})' for column in business)} FROM {table} WHERE reason = ''"
-        ).fetchone()
-        business = [column for column, count in zip(business, present) if count]
-    if not business:
-        return
-    assignments = ", ".join(f"{column} = coalesce(c.{column}, p.{column})" for column in business)
-    gains = " OR ".join(f"(c.{column} IS NULL AND p.{column} IS NOT NULL)" for column in business)
-    for _ in range(256):  # bounded by trace depth; the bound only guards against parent cycles
-        changed = cur.execute(
-            f"UPDATE {table} AS c SET {assignments} FROM {table} AS p "
-            f"WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id AND c.reason = '' AND p.reason = '' "
-            f"AND ({gains})"
-        ).fetchall()[0][0]
-        if not changed:
-            return
 
 
 CHUNK_TABLES = (("spans", "spans"), ("span_events", "events"), ("span_links", "links"))

@@ -161,9 +161,37 @@ class Warehouse:
             if model is schema.IngestBatch or model.table not in files_by_table:
                 continue
             rows[model.table] = self._insert_new_keys(cursor, model, files_by_table[model.table])
+        if rows.get(schema.Span.table):
+            self._inherit_business_keys(cursor)
         cursor.execute("INSERT INTO ingest_batches SELECT * FROM new_batches")
         cursor.execute("DROP TABLE new_batches")
         return rows
+
+    @staticmethod
+    def _inherit_business_keys(cursor: duckdb.DuckDBPyConnection) -> None:
+        """Give each span of the traces the new batches touched the business keys it lacks from its
+        parent, until nothing changes: it ends with its nearest ancestor's value of each.
+
+        This is done here, over every span loaded, because a parent and its child often land in
+        different batches: an SDK exports a child before its parent (the child ends first), often
+        in an earlier request, and a file is read in chunks. Keys the span or its resource carry
+        always win (the collector set them), so the result does not depend on landing order.
+        """
+        cursor.execute(
+            "CREATE TEMP TABLE touched_traces AS SELECT DISTINCT trace_id FROM spans "
+            "WHERE batch_id IN (SELECT batch_id FROM new_batches)"
+        )
+        assignments = ", ".join(f"{column} = coalesce(c.{column}, p.{column})" for column in schema.BUSINESS_COLUMNS)
+        gains = " OR ".join(f"(c.{column} IS NULL AND p.{column} IS NOT NULL)" for column in schema.BUSINESS_COLUMNS)
+        for _ in range(256):  # bounded by trace depth; the bound only guards against parent cycles
+            (changed,) = cursor.execute(
+                f"UPDATE spans AS c SET {assignments} FROM spans AS p "
+                "WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id "
+                f"AND c.trace_id IN (SELECT trace_id FROM touched_traces) AND ({gains})"
+            ).fetchone()
+            if not changed:
+                break
+        cursor.execute("DROP TABLE touched_traces")
 
     @staticmethod
     def _insert_new_keys(cursor: duckdb.DuckDBPyConnection, model: type[schema.Record], files: list[tuple[int, str]]) -> int:

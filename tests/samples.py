@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
+
 from r2p import schema
 from r2p.landing import LandingZone, content_hash
-from r2p.warehouse import Warehouse
+from r2p.warehouse import Warehouse, refresh_now
 
 UTC = dt.timezone.utc
 FACILITIES = ("NORTH-GENERAL", "SOUTH-COMMUNITY", "EAST-LEGACY")
@@ -103,3 +105,13 @@ def loaded_warehouse(data_dir: Path, records: dict[str, list[schema.Record]], na
         yield warehouse
     finally:
         warehouse.close()
+
+
+def warehouse_rows(data_dir: Path, sql: str) -> list[tuple]:
+    """Load what ``data_dir`` has landed into its warehouse, then the rows of ``sql`` there."""
+    refresh_now(data_dir)
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()

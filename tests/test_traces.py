@@ -16,6 +16,7 @@ from collectors.otlp_config import load_config
 from collectors.traces import SOURCE, collect_file
 from r2p.errors import UserError
 from r2p.landing import LandingZone
+from samples import warehouse_rows
 
 DATA = Path(__file__).parent / "data" / "otlp"
 SHARED = Path(__file__).parents[2] / "shared" / "data" / "external" / "otlp"
@@ -211,6 +212,9 @@ def traces_line(spans: list[dict], resource: dict | None = None, legacy: bool = 
     }]})
 
 
+SPAN_KEYS = "SELECT span_id, po_number, facility_id, stage, kind, attributes FROM spans"
+
+
 def test_mapping_resource_fallback_and_parent_inheritance(tmp_path):
     # Children come before their parent, as a file exporter writes them (children end first).
     path = tmp_path / "po.jsonl"
@@ -222,15 +226,41 @@ def test_mapping_resource_fallback_and_parent_inheritance(tmp_path):
             "procurement.po.number": "PO-4711", "procurement.facility.id": "NORTH-GENERAL",
             "procurement.stage": "po_creation", "http.request.method": "POST"})], {"service.name": "procurement"}),
     ]) + "\n")
-    ingest(tmp_path / "data", path)
-    spans = {s["span_id"]: s for s in rows(tmp_path / "data", "spans")}
+    data_dir = tmp_path / "data"
+    ingest(data_dir, path)
+    landed = {s["span_id"]: s for s in rows(data_dir, "spans")}
+    assert landed["00000000000000c2"]["po_number"] is None  # landing keeps what the span itself carried
+    spans = {row[0]: row[1:] for row in warehouse_rows(data_dir, SPAN_KEYS)}
     root, child, grandchild = spans["00000000000000a1"], spans["00000000000000c1"], spans["00000000000000c2"]
-    assert (root["po_number"], root["facility_id"], root["stage"]) == ("PO-4711", "NORTH-GENERAL", "po_creation")
-    assert json.loads(root["attributes"]) == {"http.request.method": "POST"}  # business keys pulled out
+    assert root[:3] == ("PO-4711", "NORTH-GENERAL", "po_creation")
+    assert json.loads(root[4]) == {"http.request.method": "POST"}  # business keys pulled out
     # resource beats parent; the rest is inherited, across two levels
-    assert (child["po_number"], child["facility_id"], child["stage"]) == ("PO-4711", "SOUTH-CLINIC", "po_creation")
-    assert (grandchild["po_number"], grandchild["facility_id"]) == ("PO-4711", "SOUTH-CLINIC")
-    assert child["kind"] == "client"
+    assert child[:4] == ("PO-4711", "SOUTH-CLINIC", "po_creation", "client")
+    assert grandchild[:3] == ("PO-4711", "SOUTH-CLINIC", "po_creation")
+
+
+def test_business_keys_are_inherited_across_files_loaded_at_different_times(tmp_path):
+    # An SDK exports a child before its parent, often in another request: each file is a batch here.
+    def export(name: str, spans: list[dict]) -> Path:
+        path = tmp_path / name
+        path.write_text(traces_line(spans, {"service.name": "erp-gateway"}) + "\n")
+        return path
+
+    data_dir = tmp_path / "data"
+    ingest(data_dir, export("1.jsonl", [span_json("00000000000000c1", "00000000000000a1")]))
+    assert warehouse_rows(data_dir, "SELECT po_number FROM spans") == [(None,)]  # its parent is not in yet
+    ingest(data_dir, export("2.jsonl", [span_json("00000000000000a1", None, {
+        "procurement.po.number": "PO-4711", "procurement.stage": "po_creation"})]))
+    ingest(data_dir, export("3.jsonl", [span_json("00000000000000c2", "00000000000000c1", {
+        "procurement.stage": "po_transmission"})]))
+    spans = {row[0]: row[1:4] for row in warehouse_rows(data_dir, SPAN_KEYS)}
+    assert spans == {
+        "00000000000000a1": ("PO-4711", None, "po_creation"),
+        "00000000000000c1": ("PO-4711", None, "po_creation"),  # loaded before its parent
+        "00000000000000c2": ("PO-4711", None, "po_transmission"),  # its own stage wins
+    }
+    (data_dir / "warehouse.duckdb").unlink()  # rebuilt from the landing zone in one load: the same keys
+    assert {row[0]: row[1:4] for row in warehouse_rows(data_dir, SPAN_KEYS)} == spans
 
 
 def test_user_mapping_and_legacy_instrumentation_library(tmp_path):

@@ -14,14 +14,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from collectors import otlp_receiver
 from collectors.otlp_config import load_config
 from collectors.otlp_receiver import Receiver
 from r2p.landing import LandingZone
-from r2p.warehouse import refresh_now
+from samples import warehouse_rows
 
 SPAN = {"traceId": "0AF7651916CD43DD8448EB211C80319C", "spanId": "B7AD6B7169203331", "name": "GET /po",
         "kind": 2, "startTimeUnixNano": "1790000000000000000", "endTimeUnixNano": "1790000000500000000",
@@ -48,15 +47,6 @@ def post(port: int, body: bytes, content_type: str = "application/json", **heade
         return error.code, dict(error.headers), error.read()
 
 
-def warehouse_rows(data_dir: Path, sql: str) -> list[tuple]:
-    refresh_now(data_dir)
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_sdk_exporter_round_trip_preserves_every_attribute(tmp_path, receiver):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -65,7 +55,6 @@ def test_sdk_exporter_round_trip_preserves_every_attribute(tmp_path, receiver):
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     provider = TracerProvider(resource=Resource.create({"service.name": "procurement-adapter", "deployment.env": "test"}))
-    # One export request for the trace: business keys are inherited within a landed batch only.
     provider.add_span_processor(BatchSpanProcessor(
         OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces")))
     tracer = provider.get_tracer("r2p.tests", "2.0")
