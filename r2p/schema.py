@@ -88,7 +88,10 @@ BUSINESS_COLUMNS: tuple[str, ...] = (
 
 
 class Span(Record):
-    """One OpenTelemetry span, with its business context pulled out into columns."""
+    """One OpenTelemetry span, with its business context pulled out into columns.
+
+    A business column the span and its resource leave empty takes the value of the span's nearest
+    ancestor in the trace that has one (in the warehouse; landed rows keep the span's own)."""
 
     table: typing.ClassVar[str] = "spans"
     key: typing.ClassVar[tuple[str, ...]] = ("trace_id", "span_id")
