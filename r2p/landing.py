@@ -129,7 +129,8 @@ class BatchWriter:
         described = {row[0]: row[1] for row in self.con.execute(f"DESCRIBE {view}").fetchall()}
         present = list(described)
         wanted = schema.columns(model)
-        unknown = [name for name in present if name not in {name for name, *_ in wanted}]
+        wanted_names = {name for name, *_ in wanted}
+        unknown = [name for name in present if name not in wanted_names]
         if unknown and problem is None:
             raise ValueError(f"{table}: columns outside the schema: {sorted(unknown)}")
         if "batch_id" in present:
