@@ -1,4 +1,4 @@
-"""Trace ingest speed: ``python -m bench ingest_traces [--spans N] [--keep-dir DIR]``.
+"""Trace ingest speed: ``python -m bench ingest_traces [--spans N] [--runs R] [--keep-dir DIR]``.
 
 Generates OTLP/JSON lines (file-exporter shape: one TracesData a line, 50 spans of one service a
 line, R2P business attributes, one span in ten with an exception event) and ingests them end to
@@ -6,12 +6,18 @@ end (parse, map, redact, land) as ``r2p ingest traces`` does. The floor is DuckD
 ``read_json`` of the same file with an explicit schema, unnested to one row a span and written to
 Parquet, run in a child process so ``peak_rss_mb`` is the collector's alone. ``cpu_seconds`` (all
 threads of the ingest) shows how much of the two cores the ingest needed, whatever else ran.
+
+The floor and the ingest run one after the other R times (default 3), each ingest into a fresh
+landing zone: the same code on a shared machine varies by a fifth from one run to the next, so the
+figures are medians, ``floor_ratio`` the median of each run's own ratio; per-run figures go to stderr.
 """
 
 from __future__ import annotations
 
 import random
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,8 +115,9 @@ print(rows, time.perf_counter() - started)
 """
 
 
-def run(spans: str | int = 1_000_000, keep_dir: str | None = None) -> dict:
-    """Generate, ingest and measure; returns the figures (printed last as JSON by bench.__main__)."""
+def run(spans: str | int = 1_000_000, runs: str | int = 3, keep_dir: str | None = None) -> dict:
+    """Generate, then measure the floor and the ingest ``runs`` times; returns the median figures
+    (printed last as JSON by bench.__main__)."""
     from collectors.files import ingest_files
     from collectors.otlp_config import load_config
     from collectors.traces import SOURCE, collect_file
@@ -124,29 +131,38 @@ def run(spans: str | int = 1_000_000, keep_dir: str | None = None) -> dict:
     size = generate(source, spans)
     print(f"generated {spans:,} spans, {size / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    floor = subprocess.run(
-        [sys.executable, "-c", FLOOR_SQL, str(source), str(work / "floor.parquet")],
-        check=True, capture_output=True, text=True,
-    )
-    floor_rows, floor_seconds = floor.stdout.split("\n")[-2].split()
-    floor_rate = int(floor_rows) / float(floor_seconds)
-    print(f"floor: {int(floor_rows):,} spans in {float(floor_seconds):.2f} s", file=sys.stderr)
-
     config = load_config()
-    zone = LandingZone(work / "data")
-    started, cpu_started = time.perf_counter(), time.process_time()
-    summary = ingest_files(SOURCE, [source], zone, lambda path, writer: collect_file(path, writer, config))
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    print(summary.line(), file=sys.stderr)
-    landed = summary.accepted["spans"]
-    rate = landed / seconds
+    rates, floor_rates, cpu_seconds = [], [], []
+    for attempt in range(1, int(runs) + 1):
+        floor = subprocess.run(
+            [sys.executable, "-c", FLOOR_SQL, str(source), str(work / "floor.parquet")],
+            check=True, capture_output=True, text=True,
+        )
+        floor_rows, floor_seconds = floor.stdout.split("\n")[-2].split()
+        floor_rates.append(int(floor_rows) / float(floor_seconds))
+
+        zone_dir = work / "data"
+        shutil.rmtree(zone_dir, ignore_errors=True)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        summary = ingest_files(SOURCE, [source], LandingZone(zone_dir), lambda path, writer: collect_file(path, writer, config))
+        seconds = time.perf_counter() - started
+        cpu_seconds.append(time.process_time() - cpu_started)
+        landed = summary.accepted["spans"]
+        rates.append(landed / seconds)
+        print(
+            f"run {attempt}: {summary.line()}; {rates[-1]:,.0f} spans/s ({cpu_seconds[-1]:.1f} CPU-s); "
+            f"floor {int(floor_rows):,} spans in {float(floor_seconds):.2f} s, {floor_rates[-1]:,.0f} spans/s",
+            file=sys.stderr,
+        )
+    ratios = [floor_rate / rate for floor_rate, rate in zip(floor_rates, rates)]
     return {
         "spans": landed,
         "input_mb": round(size / 1e6, 1),
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu_seconds, 2),
-        "spans_per_s": round(rate),
-        "floor_spans_per_s": round(floor_rate),
-        "floor_ratio": round(floor_rate / rate, 2),
+        "runs": len(rates),
+        "cpu_seconds": round(statistics.median(cpu_seconds), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "floor_ratio": round(statistics.median(ratios), 2),
+        "floor_ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "spans_per_s": round(statistics.median(rates)),
+        "floor_spans_per_s": round(statistics.median(floor_rates)),
     }
