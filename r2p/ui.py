@@ -32,14 +32,16 @@ def data_dir() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def open_warehouse(directory: str) -> Warehouse:
-    """The process's one warehouse gateway, with a thread that loads new batches every few seconds."""
+    """The process's one warehouse gateway, with a thread that loads new batches every few seconds
+    (rebuilding the marts only when due: a collector landing every few seconds must not keep the
+    dashboard rebuilding them all the time)."""
     warehouse = Warehouse(Path(directory))
     warehouse.refresh()
 
     def keep_loading() -> None:
         while not stop.wait(REFRESH_SECONDS):
             try:
-                warehouse.refresh()
+                warehouse.refresh(defer_marts=True)
             except Exception as error:  # a bad batch must not stop the loop; it is shown on the next try
                 warehouse.last_refresh_error = f"{type(error).__name__}: {error}"
             else:
@@ -138,6 +140,9 @@ def frame(title: str) -> Frame:
     filters = _sidebar_filters(options)
     if st.sidebar.button("Refresh", help="Load new landing batches now (they also load every few seconds)"):
         st.sidebar.caption(warehouse.refresh().line())
+    if warehouse.marts_behind:
+        st.sidebar.caption("New batches have loaded; charts and tables include them at the next model build, "
+                           "or at once with Refresh.")
     if warehouse.last_refresh_error:
         st.sidebar.error(f"Loading new batches failed: {warehouse.last_refresh_error}")
     st.title(title)

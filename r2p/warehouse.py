@@ -7,7 +7,12 @@ hands readers their own cursor (``reader()``), one per thread, as DuckDB require
 DuckDB lets one process hold the file read-write and refuses every other process, readers too.
 So collectors never open it (they only write landing batches); the dashboard holds it and loads
 new batches every few seconds; ``r2p refresh`` loads them when no dashboard runs, and otherwise
-reports who holds it (``WarehouseBusy``). A file whose canonical tables were made by another
+reports who holds it (``WarehouseBusy``).
+
+The marts are rebuilt whole, which takes seconds to minutes as the warehouse grows. A collector
+that lands every few seconds (``r2p receive``) would keep the dashboard rebuilding all the time, so
+its background loop defers them (``refresh(defer_marts=True)``): new batches load at once, and the
+marts are rebuilt once the last build is far enough behind (``MART_BUILD_SHARE``). A file whose canonical tables were made by another
 version of the contract is emptied on open and loaded again from the landing zone.
 
 Loading is idempotent: a batch is loaded once (``ingest_batches`` records it) and each table keeps
@@ -21,6 +26,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +36,9 @@ from r2p import schema
 from r2p.landing import LandingZone
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+MART_BUILD_SHARE = 0.2
+"""At most this share of the time goes to deferred mart builds: after a build of s seconds, the next
+deferred one waits until s * (1 / MART_BUILD_SHARE - 1) seconds have passed since it ended."""
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
@@ -48,12 +57,15 @@ class LoadSummary:
     batches: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    marts_deferred: bool = False
+    """The marts do not include every loaded batch yet (``refresh(defer_marts=True)``)."""
 
     def line(self) -> str:
         if not self.batches:
             return "warehouse up to date: no new batches"
         rows = ", ".join(f"{count:,} {table}" for table, count in sorted(self.rows.items()) if count) or "no new rows"
-        return f"loaded {self.batches} batch(es): {rows} in {self.seconds:.2f} s"
+        deferred = "; marts not rebuilt yet" if self.marts_deferred else ""
+        return f"loaded {self.batches} batch(es): {rows} in {self.seconds:.2f} s{deferred}"
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -72,13 +84,19 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 class Warehouse:
     """The gateway to one warehouse file; see the module docstring."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.monotonic):
+        """``clock`` (seconds) times mart builds for ``refresh(defer_marts=True)``."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.landing = LandingZone(self.data_dir)
         self.path = self.data_dir / WAREHOUSE_FILE
         self.con = connect(self.path)
         self._write_lock = threading.Lock()
+        self._clock = clock
+        self._marts_built_at: float | None = None
+        self._mart_build_seconds = 0.0
+        self.marts_behind = False
+        """Loaded batches wait for the next mart build (only after ``refresh(defer_marts=True)``)."""
         self._create()
 
     def _create(self) -> None:
@@ -118,21 +136,34 @@ class Warehouse:
         """Committed landing batches not yet loaded."""
         return [batch_id for batch_id in self.landing.committed_ids() if batch_id not in self._loaded]
 
-    def refresh(self) -> LoadSummary:
-        """Load every committed landing batch not loaded yet, then rebuild the marts, in one transaction."""
+    def refresh(self, defer_marts: bool = False) -> LoadSummary:
+        """Load every committed landing batch not loaded yet, then rebuild the marts, in one transaction.
+
+        With ``defer_marts`` the batches still load, but the marts are rebuilt only when due: the last
+        build ended long enough ago (``MART_BUILD_SHARE``). A deferred build happens at a later call,
+        with or without new batches. Pages keep reading the marts of the last build meanwhile.
+        """
         started = time.perf_counter()
         with self._write_lock:
             pending = self.pending()
             summary = LoadSummary(batches=len(pending))
-            if not pending:
+            build = bool(pending) or self.marts_behind
+            if build and defer_marts and not self._marts_due():
+                build = False
+            if not pending and not build:
+                summary.marts_deferred = self.marts_behind
                 return summary
             cursor = self.con.cursor()
             cursor.execute("BEGIN")
             try:
-                summary.rows = self._load(cursor, pending)
-                from metrics.build import build_marts
+                if pending:
+                    summary.rows = self._load(cursor, pending)
+                if build:
+                    from metrics.build import build_marts
 
-                build_marts(cursor)
+                    build_started = self._clock()
+                    build_marts(cursor)
+                    build_ended = self._clock()
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -140,8 +171,17 @@ class Warehouse:
             finally:
                 cursor.close()
             self._loaded.update(pending)
+            if build:
+                self._marts_built_at, self._mart_build_seconds = build_ended, build_ended - build_started
+            self.marts_behind = summary.marts_deferred = not build
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _marts_due(self) -> bool:
+        if self._marts_built_at is None:
+            return True
+        waited = self._clock() - self._marts_built_at
+        return waited >= self._mart_build_seconds * (1 / MART_BUILD_SHARE - 1)
 
     def _load(self, cursor: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict[str, int]:
         commits = [str(self.landing.commit_path(batch_id)) for batch_id in batch_ids]

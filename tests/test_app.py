@@ -93,3 +93,24 @@ def test_dates_in_a_link_outside_the_data_are_clamped(landed_sample: Path, monke
     assert app.date_input(key="filter_start").value == dt.date(2026, 3, 2)
     assert app.date_input(key="filter_end").value == dt.date(2026, 3, 4)
     assert {metric.label: metric.value for metric in app.metric}["Business events"] == "12"
+
+
+def test_the_sidebar_says_when_loaded_batches_wait_for_the_next_model_build(
+    landed_sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from r2p.ui import open_warehouse
+    from samples import land_records, sample_records
+
+    app = run_page(landed_sample, monkeypatch)
+    assert not [caption for caption in app.sidebar.caption if "next model build" in caption.value]
+    warehouse = open_warehouse(str(landed_sample))  # the page's own gateway: a cached resource of this process
+    monkeypatch.setattr(warehouse, "_marts_due", lambda: False)  # as if the last build was long and recent
+    more = {"transaction_events": [r.model_copy(update={"event_id": r.event_id + "-again"}) for r in sample_records()["transaction_events"]]}
+    land_records(landed_sample, more, name="more")
+    assert warehouse.refresh(defer_marts=True).marts_deferred
+    app.run()
+    assert [caption for caption in app.sidebar.caption if "next model build" in caption.value]
+    assert {metric.label: metric.value for metric in app.metric}["Business events"] == "12", "the marts of the last build"
+    next(button for button in app.sidebar.button if button.label == "Refresh").click().run()
+    assert not [caption for caption in app.sidebar.caption if "next model build" in caption.value]
+    assert {metric.label: metric.value for metric in app.metric}["Business events"] == "24"

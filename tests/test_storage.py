@@ -134,3 +134,52 @@ def test_collectors_land_while_another_process_holds_the_warehouse(data_dir: Pat
         holder.kill()
         holder.wait()
     assert refresh_now(data_dir).rows["transaction_events"] == 12
+
+
+def test_the_dashboard_loop_loads_batches_at_once_and_defers_mart_builds(data_dir: Path, monkeypatch) -> None:
+    """After a mart build of 10 s (on a test clock), a deferred build waits until it is due; an
+    explicit refresh builds at once."""
+    import metrics.build
+    from r2p.warehouse import MART_BUILD_SHARE
+
+    due_after = 10 * (1 / MART_BUILD_SHARE - 1)  # 40 s
+    now = [1000.0]
+    build_marts = metrics.build.build_marts
+
+    def ten_second_build(cursor) -> None:
+        build_marts(cursor)
+        now[0] += 10
+
+    monkeypatch.setattr(metrics.build, "build_marts", ten_second_build)
+    events = sample_records()["transaction_events"]
+    warehouse = Warehouse(data_dir, clock=lambda: now[0])
+
+    def counts() -> tuple[int, int]:
+        """(events loaded, events the marts count)."""
+        return warehouse.reader().execute(
+            "SELECT (SELECT count(*) FROM transaction_events), "
+            "(SELECT coalesce(sum(records), 0) FROM fct_daily_activity WHERE input = 'transactions')"
+        ).fetchone()
+
+    land_records(data_dir, {"transaction_events": events[:4]}, name="first")
+    assert not warehouse.refresh(defer_marts=True).marts_deferred, "the first build is always due"
+    assert counts() == (4, 4)
+
+    now[0] += due_after - 1
+    land_records(data_dir, {"transaction_events": events[4:8]}, name="second")
+    summary = warehouse.refresh(defer_marts=True)
+    assert (summary.rows["transaction_events"], summary.marts_deferred, warehouse.marts_behind) == (4, True, True)
+    assert summary.line().endswith("; marts not rebuilt yet")
+    assert counts() == (8, 4), "the batch is loaded, the marts are the last build's"
+
+    now[0] += 1  # due now, with no new batch to load
+    summary = warehouse.refresh(defer_marts=True)
+    assert (summary.batches, summary.marts_deferred, warehouse.marts_behind) == (0, False, False)
+    assert counts() == (8, 8)
+
+    land_records(data_dir, {"transaction_events": events[8:]}, name="third")
+    assert warehouse.refresh(defer_marts=True).marts_deferred
+    assert counts() == (12, 8)
+    assert not warehouse.refresh().marts_deferred, "an explicit refresh builds at once"
+    assert counts() == (12, 12)
+    warehouse.close()
