@@ -406,12 +406,35 @@ def open_csv(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit
         options += f", store_rejects = true, rejects_table = '{CSV_ERRORS}', rejects_scan = '__csv_scans'"
     else:
         options += ", ignore_errors = true"
+    options += _sniffed(con, path, options)
     con.execute(f"CREATE OR REPLACE VIEW __file AS SELECT * FROM read_csv({literal(str(path))}, {options})")
     columns = [row[0] for row in con.execute("DESCRIBE __file").fetchall()]
     head = "__file" if limit is None else f"(SELECT * FROM __file LIMIT {limit})"
     con.execute(f"CREATE OR REPLACE VIEW __src AS SELECT * FROM {head}")
     raw = "concat_ws(" + ", ".join([literal(delimiter)] + [f"coalesce({ident(c)}, '')" for c in columns]) + ")"
     return Input(str(path), columns, raw, 1, csv_errors=store_rejects)
+
+
+def _sniffed(con: duckdb.DuckDBPyConnection, path: Path, options: str) -> str:
+    """More read_csv options: what DuckDB's sniffer finds in the file (line ending, rows to skip,
+    comment character, column names), with sniffing turned off.
+
+    A view is bound again by every query over it, and a read_csv that detects its dialect sniffs the
+    file at each bind: 30 to 50 ms each, several times an ingest. So the file is sniffed once, here.
+    Where sniff_csv refuses what read_csv accepts (an empty file: "no header found"), nothing is added
+    and the file is read as before, sniffed at each bind, so it fails or lands exactly as it would.
+    """
+    try:
+        new_line, skip, comment, columns = con.execute(
+            f"SELECT NewLineDelimiter, SkipRows, Comment, Columns FROM sniff_csv({literal(str(path))}, {options})"
+        ).fetchone()
+    except duckdb.InvalidInputException:
+        return ""
+    found = f", auto_detect = false, new_line = {literal(new_line)}, skip = {skip}"
+    if comment != "(empty)":  # how sniff_csv says it found none
+        found += f", comment = {literal(comment)}"
+    names = ", ".join(f"{literal(column['name'])}: 'VARCHAR'" for column in columns)
+    return f"{found}, columns = {{{names}}}"
 
 
 def open_jsonl(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = None) -> Input:

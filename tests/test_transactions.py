@@ -223,6 +223,13 @@ def test_a_mapped_column_missing_from_the_file_is_one_clear_error(tmp_path: Path
         ingest(data_dir, ERP, export)
 
 
+def test_an_empty_file_is_one_clear_error_and_a_header_alone_lands_nothing(tmp_path: Path, data_dir: Path) -> None:
+    with pytest.raises(UserError, match=r"mapping names column 'DocNo' for object_id, but .*empty.csv has no such column"):
+        ingest(data_dir, ERP, write(tmp_path / "empty.csv", ""))
+    summary = ingest(data_dir, ERP, write(tmp_path / "header.csv", "DocNo;Status;EventTime;Exported;Amount;Plant\n"))
+    assert (summary.accepted.get("transaction_events", 0), summary.rejected) == (0, 0)
+
+
 def test_same_event_twice_in_one_file_or_two_has_one_id_and_order_is_kept(tmp_path: Path, data_dir: Path) -> None:
     header = "DocNo;Status;EventTime;Exported;Amount;Plant\n"
     late = "PO-9;PO Created;10.03.2024 09:00;1710082800000;5,00;NORTH\n"
