@@ -150,7 +150,8 @@ class Compiled:
     """A mapping bound to one input's columns: the parse query and what it reads."""
 
     select: str
-    """SELECT over view ``__src`` giving the canonical columns, ``__problem`` and ``__raw``, in the input's order."""
+    """SELECT over view ``__src`` giving the canonical columns the mapping fills, ``__problem`` and
+    ``__raw``, in the input's order."""
     used: tuple[str, ...]
     """Source columns the mapping reads."""
 
@@ -351,15 +352,15 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         domains["object_type"] += [mapping.constants["object_type"]] if "object_type" in mapping.constants else []
 
     def output(name: str) -> str:
-        if name not in values and name not in derived and name != "event_id":
-            return f"NULL AS {name}"
         if domains.get(name):
             choices = ", ".join(literal(value) for value in dict.fromkeys(domains[name]))
             return f"TRY_CAST(__v_{name} AS ENUM({choices})) AS {name}"
         return f"__v_{name} AS {name}"
 
+    # A column the mapping does not fill is left out, and lands NULL (the landing writer adds it)
     outputs = ", ".join(
-        output(name) for name in schema.column_names(schema.TransactionEvent) if name not in ("attributes", "batch_id")
+        output(name) for name in schema.column_names(schema.TransactionEvent)
+        if name in values or name in derived or name == "event_id"
     )
     layer_trims = ", ".join(f"{trim_sql(ident(column))} AS {alias}" for column, alias in trimmed.items())
     select = (
@@ -522,12 +523,8 @@ def land(writer: BatchWriter, mapping: Mapping, source: Input) -> None:
     """Parse ``__src`` with the mapping in one pass: good rows land as transaction_events, rows
     with a problem come back from the writer and land as rejects with their line, column and reason."""
     con = writer.con
-    compiled = compile_mapping(mapping, source)
-    canonical = [c for c in schema.column_names(schema.TransactionEvent) if c != "batch_id"]
     problems = writer.add_holding_back(
-        schema.TransactionEvent.table,
-        con.sql(f"SELECT {', '.join(canonical)}, __problem, __raw FROM ({compiled.select})"),
-        problem="__problem",
+        schema.TransactionEvent.table, con.sql(compile_mapping(mapping, source).select), problem="__problem"
     )
     if problems.num_rows:
         _reject_problems(writer, problems.select(["__position", "__problem", "__raw"]), source)

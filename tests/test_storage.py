@@ -14,7 +14,7 @@ from metrics.build import models
 from r2p import schema
 from r2p.landing import LandingZone
 from r2p.warehouse import Warehouse, WarehouseBusy, rebuild, refresh_now
-from samples import land_records, sample_records
+from samples import land_records, sample_records, warehouse_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,3 +183,27 @@ def test_the_dashboard_loop_loads_batches_at_once_and_defers_mart_builds(data_di
     assert not warehouse.refresh().marts_deferred, "an explicit refresh builds at once"
     assert counts() == (12, 12)
     warehouse.close()
+
+
+def test_columns_a_collector_leaves_out_land_null_with_the_same_file_schema(data_dir: Path) -> None:
+    """Absent nullable columns are added by the landing writer (not computed by DuckDB row by row):
+    a file that lacks them has the same Parquet schema as one whose rows fill every column."""
+    import pyarrow.parquet as pq
+
+    full = sample_records()["transaction_events"][0].model_copy(update={"quantity": 2.5, "po_line": 3, "department": "ICU"})
+    land_records(data_dir, {"transaction_events": [full]}, name="full")
+    with LandingZone(data_dir).batch("tests", "sparse", "sparse-batch") as writer:
+        writer.add("transaction_events", writer.con.sql(
+            "SELECT 'erp:1' AS event_id, 'erp' AS system, TIMESTAMPTZ '2026-03-02 09:00:00+00' AS occurred_at, "
+            "'po' AS object_type, 'PO-1' AS object_id, 'created' AS event_type, 'succeeded' AS outcome, '{}' AS attributes"
+        ))
+    files = {path.name.split("-")[0]: path for path in (data_dir / "landing" / "transaction_events").rglob("*.parquet")}
+    sparse = pq.read_table(files["sparse"])
+    assert sparse.schema == pq.read_table(next(p for name, p in files.items() if name != "sparse")).schema
+    assert sparse.column_names == schema.column_names(schema.TransactionEvent)
+    nullable = [name for name, _, is_nullable, _ in schema.columns(schema.TransactionEvent) if is_nullable]
+    assert {name: sparse.column(name).null_count for name in nullable} == {name: 1 for name in nullable}
+    assert sparse.column("batch_id").to_pylist() == ["sparse-batch"]
+    assert warehouse_rows(data_dir, "SELECT quantity, po_line, department FROM transaction_events ORDER BY event_id") == [
+        (None, None, None), (2.5, 3, "ICU"),
+    ]
