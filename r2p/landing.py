@@ -301,6 +301,19 @@ NO_DAY = -(2**31)
 """Stands for a NULL partition time, which lands in folder ``day=NULL`` (as DuckDB's own COPY names it)."""
 
 
+def _utc_days(times: pa.Array) -> np.ndarray:
+    """UTC days since 1970 of each of ``times`` (a timestamp column), ``NO_DAY`` where NULL.
+
+    Computed from the timestamps' integers: pyarrow's cast of a zoned timestamp to a date looks the
+    zone up value by value (about 0.2 CPU-s per 10 M rows, even for UTC).
+    """
+    per_day = 86_400 * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[times.type.unit]
+    days = np.floor_divide(pc.fill_null(times.cast(pa.int64()), 0).to_numpy(), per_day).astype(np.int32)
+    if times.null_count:
+        days[times.is_null().to_numpy(zero_copy_only=False)] = NO_DAY
+    return days
+
+
 def _day_folder(days_since_1970: int) -> str:
     if days_since_1970 == NO_DAY:
         return "day=NULL"
@@ -384,13 +397,10 @@ class ParquetFiles:
         if self.partition_by is None:
             self._hold("", batch)
             return
-        days = pc.cast(pc.cast(batch.column(self.partition_by), pa.date32()), pa.int32())  # since 1970
-        days = pc.fill_null(days, NO_DAY)
-        first, last = (value.as_py() for value in pc.min_max(days).values())
-        if first == last:
-            self._hold(_day_folder(first), batch)
+        days = _utc_days(batch.column(self.partition_by))
+        if days.min() == days.max():
+            self._hold(_day_folder(int(days[0])), batch)
             return
-        days = days.to_numpy()
         if (days[1:] < days[:-1]).any():  # most exports come in time order, and need no reordering
             order = np.argsort(days, kind="stable")  # stable: each day keeps the rows' order
             batch, days = batch.take(order), days[order]

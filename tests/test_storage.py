@@ -207,3 +207,25 @@ def test_columns_a_collector_leaves_out_land_null_with_the_same_file_schema(data
     assert warehouse_rows(data_dir, "SELECT quantity, po_line, department FROM transaction_events ORDER BY event_id") == [
         (None, None, None), (2.5, 3, "ICU"),
     ]
+
+
+def test_rows_land_in_the_folder_of_their_utc_day_in_arrival_order(data_dir: Path) -> None:
+    """Day folders from the UTC day of the partition time, any year, rows out of order regrouped stably."""
+    times = ["2024-02-29 23:59:59.999999+00", "1969-12-31 23:59:59+00", "2024-02-29 00:00:00+00",
+             "2024-03-01 00:00:00+00", "1969-12-31 00:00:00+00", "2024-02-29 20:00:00-05"]  # the last is March 1 UTC
+    rows = ", ".join(f"('erp:{n}', TIMESTAMPTZ '{time}')" for n, time in enumerate(times))
+    with LandingZone(data_dir).batch("tests", "days", "days-batch") as writer:
+        writer.add("transaction_events", writer.con.sql(
+            "SELECT event_id, 'erp' AS system, occurred_at, 'po' AS object_type, 'PO-1' AS object_id, 'x' AS event_type, "
+            f"'succeeded' AS outcome, '{{}}' AS attributes FROM (VALUES {rows}) AS t(event_id, occurred_at)"
+        ))
+    con = duckdb.connect()
+    landed = con.execute(
+        f"SELECT regexp_extract(filename, 'day=([^/]+)', 1), list(event_id ORDER BY file_row_number) FROM read_parquet("
+        f"'{data_dir}/landing/transaction_events/*/*.parquet', filename = true, file_row_number = true) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert landed == [
+        ("1969-12-31", ["erp:1", "erp:4"]),
+        ("2024-02-29", ["erp:0", "erp:2"]),
+        ("2024-03-01", ["erp:3", "erp:5"]),
+    ]
