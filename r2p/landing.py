@@ -96,6 +96,7 @@ class BatchWriter:
         self.record: schema.IngestBatch | None = None
         self._parts = 0
         self._pending_rejects: list[dict[str, Any]] = []
+        self._arrow_schemas: dict[type[schema.Record], pa.Schema] = {}
         self._started = time.perf_counter()
 
     def add(self, table: str, data: Any) -> int:
@@ -210,8 +211,8 @@ class BatchWriter:
         # batches, not computed and converted row by row: DuckDB takes about 0.07 CPU-s to hand
         # over 10 M NULLs of one column.
         same = ["batch_id", *absent] if "batch_id" in schema.column_names(model) else absent
-        canonical_types = self.con.sql(select_sql).limit(0).to_arrow_table().schema
-        files = ParquetFiles(target, model, self.batch_id, {name: canonical_types.field(name).type for name in absent})
+        types = self._arrow_types(model) if absent else None
+        files = ParquetFiles(target, model, self.batch_id, {name: types.field(name).type for name in absent})
         if same:
             select_sql = f"SELECT * EXCLUDE ({', '.join(same)}) FROM ({select_sql})"
         held: list[pa.RecordBatch] = []
@@ -245,6 +246,14 @@ class BatchWriter:
             return files.rows, None
         held_schema = held[0].schema if held else reader.schema.append(pa.field("__position", pa.int64()))
         return files.rows, pa.Table.from_batches(held, held_schema)
+
+    def _arrow_types(self, model: type[schema.Record]) -> pa.Schema:
+        """The Arrow types DuckDB gives the table's columns, as the landing query hands them over."""
+        if model not in self._arrow_schemas:
+            nulls = ", ".join(f"NULL AS {name}" for name in schema.column_names(model))
+            query = schema.select_canonical(model, f"(SELECT {nulls})")
+            self._arrow_schemas[model] = self.con.sql(query).limit(0).to_arrow_table().schema
+        return self._arrow_schemas[model]
 
     def _flush_rejects(self) -> None:
         if self._pending_rejects:
