@@ -12,8 +12,10 @@ reports who holds it (``WarehouseBusy``).
 The marts are rebuilt whole, which takes seconds to minutes as the warehouse grows. A collector
 that lands every few seconds (``r2p receive``) would keep the dashboard rebuilding all the time, so
 its background loop defers them (``refresh(defer_marts=True)``): new batches load at once, and the
-marts are rebuilt once the last build is far enough behind (``MART_BUILD_SHARE``). A file whose canonical tables were made by another
-version of the contract is emptied on open and loaded again from the landing zone.
+marts are rebuilt once the last build is far enough behind (``MART_BUILD_SHARE``).
+
+A file whose canonical tables were made by another version of the contract is emptied on open and
+loaded again from the landing zone.
 
 Loading is idempotent: a batch is loaded once (``ingest_batches`` records it) and each table keeps
 the first row of each key (``schema.Record.key``) in landing order, so duplicates delivered in two
