@@ -117,15 +117,24 @@ print(rows, time.perf_counter() - started)
 
 def run(spans: str | int = 1_000_000, runs: str | int = 3, keep_dir: str | None = None) -> dict:
     """Generate, then measure the floor and the ingest ``runs`` times; returns the median figures
-    (printed last as JSON by bench.__main__)."""
+    (printed last as JSON by bench.__main__); the generated file and landing zone are deleted
+    afterwards unless ``keep_dir`` names where to keep them."""
+    spans = int(spans)
+    work = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="bench-traces-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _measure(work, spans, int(runs))
+    finally:
+        if not keep_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(work: Path, spans: int, runs: int) -> dict:
     from collectors.files import ingest_files
     from collectors.otlp_config import load_config
     from collectors.traces import SOURCE, collect_file
     from r2p.landing import LandingZone
 
-    spans = int(spans)
-    work = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="bench-traces-"))
-    work.mkdir(parents=True, exist_ok=True)
     source = work / "traces.jsonl"
     started = time.perf_counter()
     size = generate(source, spans)
@@ -133,7 +142,7 @@ def run(spans: str | int = 1_000_000, runs: str | int = 3, keep_dir: str | None 
 
     config = load_config()
     rates, floor_rates, cpu_seconds = [], [], []
-    for attempt in range(1, int(runs) + 1):
+    for attempt in range(1, runs + 1):
         floor = subprocess.run(
             [sys.executable, "-c", FLOOR_SQL, str(source), str(work / "floor.parquet")],
             check=True, capture_output=True, text=True,
