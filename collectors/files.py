@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from r2p.errors import UserError
-from r2p.landing import BatchWriter, LandingZone, file_hash
+from r2p.landing import BatchWriter, LandingZone, file_digest
 
 CollectFile = Callable[[Path, BatchWriter], None]
 """Parses one file into the writer: ``writer.add(table, rows)`` and ``writer.reject(...)``."""
@@ -72,10 +72,12 @@ def ingest_files(
     with click.progressbar(length=sum(sizes), label=f"ingest {source}", file=sys.stderr) as progress:
         for path, size in zip(paths, sizes):
             summary.files += 1
-            with zone.batch(source, str(path), file_hash(source, path, salt(path))) as writer:
+            digest = file_digest(source, path, salt(path))
+            with zone.batch(source, str(path), digest.batch_id) as writer:
                 if writer is None:
                     summary.already_present += 1
                 else:
+                    writer.input_ascii = digest.ascii
                     collect(path, writer)
                     summary.accepted.update(writer.counts)
                     summary.rejected += writer.rejected

@@ -52,14 +52,19 @@ def literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def trim_sql(text: str) -> str:
-    """SQL of ``trim(text)`` (which drops Unicode spaces at both ends) that only calls trim where it
-    could change something: trim reads every character of every value, and few values need it.
+def trim_sql(text: str, ascii: bool = False) -> str:
+    """SQL of ``trim(text)`` (which drops Unicode's space separators at both ends) that only calls
+    trim where it could change something: trim reads every character of every value, and few values
+    need it.
 
     An ASCII text starting above ``' '`` and not ending in one has nothing to trim
     (``strlen`` counts bytes and ``length`` characters, so they differ exactly when there is non-ASCII).
+    With ``ascii`` the text is known to be ASCII, which saves testing each value for it.
     """
-    return f"CASE WHEN {text} < '!' OR suffix({text}, ' ') OR strlen({text}) <> length({text}) THEN trim({text}) ELSE {text} END"
+    needs_trim = f"{text} < '!' OR suffix({text}, ' ')"
+    if not ascii:
+        needs_trim += f" OR strlen({text}) <> length({text})"
+    return f"CASE WHEN {needs_trim} THEN trim({text}) ELSE {text} END"
 
 
 def timestamp_sql(text: str, formats: Sequence[str], timezone: str) -> str:
@@ -191,12 +196,12 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
             dict.fromkeys(column for name, present in columns_of.items() if name not in untrimmed for column in present)
         )
     }
-    texts = {
-        name: "coalesce("
-        + ", ".join(f"NULLIF({ident(column) if name in untrimmed else trimmed[column]}, '')" for column in present)
-        + ")"
-        for name, present in columns_of.items()
-    }  # several names: the first non-empty one
+    def text(name: str, present: list[str]) -> str:
+        """SQL of the first non-empty of the columns ``present`` (NULL when all are empty)."""
+        nonempty = [f"NULLIF({ident(column) if name in untrimmed else trimmed[column]}, '')" for column in present]
+        return nonempty[0] if len(nonempty) == 1 else f"coalesce({', '.join(nonempty)})"
+
+    texts = {name: text(name, present) for name, present in columns_of.items()}
     values: dict[str, str] = {}  # canonical column -> SQL of its parsed value, over the texts
     problems: list[tuple[str, str, str]] = []  # (condition, source column, reason SQL), first match wins
     if data.unreadable:
@@ -259,10 +264,38 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         values["system"] = literal(source.system)
 
     rules = mapping.event_types
+    # Columns whose every value comes from a short known list land as ENUMs, which reach Arrow and
+    # the Parquet files as dictionaries instead of one string a row (a tenth of the landing's CPU
+    # on bench ingest_transactions); a rejected row, whose value may be outside the list, is held
+    # back before it lands.
+    domains: dict[str, list[str]] = {"stage": list(schema.STAGES), "outcome": list(schema.OUTCOMES)}
+    reject_unmapped = bool(rules) and source.unmapped_event_types == "reject"
+    if reject_unmapped:
+        domains["event_type"] = list(rules)
+    if "system" not in sources:
+        domains["system"] = [mapping.constants.get("system", source.system)]
+    if "object_type" not in sources:
+        domains["object_type"] = [rule.object_type for rule in rules.values() if rule.object_type is not None]
+        domains["object_type"] += [mapping.constants["object_type"]] if "object_type" in mapping.constants else []
+
+    def enum(name: str) -> str:
+        return "ENUM(" + ", ".join(literal(value) for value in dict.fromkeys(domains[name])) + ")"
+
+    if reject_unmapped and "event_type" in values:
+        # The event type is read once as the ENUM of the mapped types (an unmapped one is NULL),
+        # so the rules below compare small integers, not text, in every row.
+        values["event_type"] = f"TRY_CAST({values['event_type']} AS {enum('event_type')})"
     derived: dict[str, str] = {}  # stage, outcome, object_type: over the values of the layer below
     for field in ("stage", "outcome", "object_type"):
+        # without a column of its own, the field takes only the rules' and the default's values,
+        # written as values of its ENUM so that no row's text is cast
+        typed = field not in values and bool(domains.get(field))
+
+        def value(text: str | None) -> str:
+            return f"CAST({literal(text)} AS {enum(field)})" if typed and text is not None else literal(text)
+
         cases = " ".join(
-            f"WHEN {literal(key)} THEN {literal(getattr(rule, field))}"
+            f"WHEN {literal(key)} THEN {value(getattr(rule, field))}"
             for key, rule in rules.items()
             if getattr(rule, field) is not None
         )
@@ -271,17 +304,16 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         if field == "object_type":  # an event type's own object type beats the column
             derived[field] = f"coalesce({from_rule}, {own})"
         else:
-            derived[field] = f"coalesce({own}, {from_rule}, {literal(getattr(mapping.defaults, field))})"
+            derived[field] = f"coalesce({own}, {from_rule}, {value(getattr(mapping.defaults, field))})"
 
     required = [("object_id", "object id"), ("event_type", "event type"), ("occurred_at", "occurred time")]
     for position, (name, words) in enumerate(n for n in required if n[0] in sources):
         problems.insert(position + bool(data.unreadable), (missing(name), sources[name], f"'{name}: {words} is empty'"))
     problems.append(("__v_object_type IS NULL", sources.get("object_type", ""), "'object_type: object type is empty'"))
-    if rules and source.unmapped_event_types == "reject":
-        keys = ", ".join(literal(key) for key in rules)
+    if reject_unmapped:
         problems.append(
             (
-                f"__v_event_type NOT IN ({keys})",
+                "__v_event_type IS NULL",
                 sources.get("event_type", ""),
                 f"'event_type: ' || {shown('event_type') if 'event_type' in sources else '__v_event_type'} "
                 "|| ' is not in the mapping''s [event_types]'",
@@ -338,23 +370,9 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
     problem_cases = " ".join(
         f"WHEN {condition} THEN {literal(column + PROBLEM_SEPARATOR)} || {reason}" for condition, column, reason in problems
     )
-    # Columns whose every value comes from a short known list land as ENUMs, which reach Arrow and
-    # the Parquet files as dictionaries instead of one string a row (a tenth of the landing's CPU
-    # on bench ingest_transactions); a rejected row, whose value may be outside the list, is held
-    # back before it lands.
-    domains: dict[str, list[str]] = {"stage": list(schema.STAGES), "outcome": list(schema.OUTCOMES)}
-    if rules and source.unmapped_event_types == "reject":
-        domains["event_type"] = list(rules)
-    if "system" not in sources:
-        domains["system"] = [mapping.constants.get("system", source.system)]
-    if "object_type" not in sources:
-        domains["object_type"] = [rule.object_type for rule in rules.values() if rule.object_type is not None]
-        domains["object_type"] += [mapping.constants["object_type"]] if "object_type" in mapping.constants else []
-
     def output(name: str) -> str:
         if domains.get(name):
-            choices = ", ".join(literal(value) for value in dict.fromkeys(domains[name]))
-            return f"TRY_CAST(__v_{name} AS ENUM({choices})) AS {name}"
+            return f"TRY_CAST(__v_{name} AS {enum(name)}) AS {name}"
         return f"__v_{name} AS {name}"
 
     # A column the mapping does not fill is left out, and lands NULL (the landing writer adds it)
@@ -362,7 +380,7 @@ def compile_mapping(mapping: Mapping, data: Input) -> Compiled:
         output(name) for name in schema.column_names(schema.TransactionEvent)
         if name in values or name in derived or name == "event_id"
     )
-    layer_trims = ", ".join(f"{trim_sql(ident(column))} AS {alias}" for column, alias in trimmed.items())
+    layer_trims = ", ".join(f"{trim_sql(ident(column), data.ascii)} AS {alias}" for column, alias in trimmed.items())
     select = (
         f"SELECT {outputs}, attributes, __problem, "
         f"CASE WHEN __problem IS NOT NULL THEN left({data.raw_sql}, {RAW_TEXT_LIMIT}) END AS __raw FROM ("
@@ -389,12 +407,17 @@ class Input:
     """True when the reader stored structural errors in ``__csv_errors`` (CSV / TSV)."""
     unreadable: tuple[str, str] | None = None
     """(SQL condition, reason) of a row the reader could not split into columns."""
+    ascii: bool = False
+    """Every text in the input is ASCII."""
 
 
-def open_csv(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None) -> Input:
+def open_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None, ascii: bool = False
+) -> Input:
     """Read a CSV / TSV file (gzip by extension) as text columns into view ``__src``.
 
     With ``limit`` (the probe) only the first rows are read and DuckDB's own errors are not stored.
+    ``ascii``: the file's bytes are known to be ASCII (``r2p.landing.FileDigest``).
     """
     store_rejects = limit is None
     source = mapping.source
@@ -413,7 +436,7 @@ def open_csv(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit
     head = "__file" if limit is None else f"(SELECT * FROM __file LIMIT {limit})"
     con.execute(f"CREATE OR REPLACE VIEW __src AS SELECT * FROM {head}")
     raw = "concat_ws(" + ", ".join([literal(delimiter)] + [f"coalesce({ident(c)}, '')" for c in columns]) + ")"
-    return Input(str(path), columns, raw, 1, csv_errors=store_rejects)
+    return Input(str(path), columns, raw, 1, csv_errors=store_rejects, ascii=ascii)
 
 
 def _sniffed(con: duckdb.DuckDBPyConnection, path: Path, options: str) -> str:
@@ -489,11 +512,14 @@ def _json_raw(columns: Sequence[str]) -> str:
     return "CAST(json_object(" + ", ".join(f"{literal(c)}, {ident(c)}" for c in columns) + ") AS VARCHAR)"
 
 
-def open_input(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None) -> Input:
-    """Open a tabular file per the mapping's format as view ``__src`` (``limit``: only its first rows)."""
+def open_input(
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, limit: int | None = None, ascii: bool = False
+) -> Input:
+    """Open a tabular file per the mapping's format as view ``__src`` (``limit``: only its first rows;
+    ``ascii``: the file's bytes are all ASCII, which only a CSV's text keeps: JSON escapes others)."""
     fmt = mapping.source.format
     if fmt in ("csv", "tsv"):
-        return open_csv(con, path, mapping, limit)
+        return open_csv(con, path, mapping, limit, ascii)
     if fmt == "jsonl":
         return open_jsonl(con, path, limit)
     if fmt == "parquet":
@@ -568,8 +594,8 @@ def _reject_problems(writer: BatchWriter, problems, source: Input) -> None:
 
 def collect(path: Path, writer: BatchWriter, mapping: Mapping) -> None:
     """Land one tabular file: probe the first rows (a wrong mapping stops here), then the whole file."""
-    probe(writer.con, mapping, open_input(writer.con, path, mapping, limit=mapping.source.probe_rows))
-    land(writer, mapping, open_input(writer.con, path, mapping))
+    probe(writer.con, mapping, open_input(writer.con, path, mapping, mapping.source.probe_rows, writer.input_ascii))
+    land(writer, mapping, open_input(writer.con, path, mapping, ascii=writer.input_ascii))
 
 
 def collect_arrow(table, name: str, writer: BatchWriter, mapping: Mapping) -> None:

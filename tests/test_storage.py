@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from metrics.build import models
-from r2p import schema
+from r2p import landing, schema
 from r2p.landing import LandingZone
 from r2p.warehouse import Warehouse, WarehouseBusy, rebuild, refresh_now
 from samples import land_records, sample_records, warehouse_rows
@@ -207,6 +207,38 @@ def test_columns_a_collector_leaves_out_land_null_with_the_same_file_schema(data
     assert warehouse_rows(data_dir, "SELECT quantity, po_line, department FROM transaction_events ORDER BY event_id") == [
         (None, None, None), (2.5, 3, "ICU"),
     ]
+
+
+def test_columns_that_cannot_be_null_are_required_in_the_files_and_a_null_in_one_is_refused(data_dir: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    land_records(data_dir, {"transaction_events": sample_records()["transaction_events"][:1]}, name="one")
+    (path,) = (data_dir / "landing" / "transaction_events").rglob("*.parquet")
+    file_schema = pq.ParquetFile(path).schema_arrow
+    assert {field.name: field.nullable for field in file_schema} == {
+        name: nullable for name, _, nullable, _ in schema.columns(schema.TransactionEvent)
+    }
+    with pytest.raises(pa.ArrowInvalid, match="object_id.*non-nullable but contains nulls"):
+        with LandingZone(data_dir).batch("tests", "null-id", "null-id-batch") as writer:
+            writer.add("transaction_events", writer.con.sql(
+                "SELECT 'erp:1' AS event_id, 'erp' AS system, TIMESTAMPTZ '2026-03-02 09:00:00+00' AS occurred_at, "
+                "'po' AS object_type, NULL AS object_id, 'created' AS event_type, 'succeeded' AS outcome, '{}' AS attributes"
+            ))
+    assert not LandingZone(data_dir).has("null-id-batch")
+
+
+@pytest.mark.parametrize("non_ascii_at", [None, 0, 5, 11])
+def test_a_file_digest_says_whether_every_block_is_ascii(tmp_path: Path, monkeypatch, non_ascii_at: int | None) -> None:
+    monkeypatch.setattr(landing, "HASH_BLOCK", 4)  # three blocks: the flag must cover each of them
+    text = bytearray(b"PO-1;ok;yes\n")
+    if non_ascii_at is not None:
+        text[non_ascii_at] = 0xA0
+    path = tmp_path / "export.csv"
+    path.write_bytes(bytes(text))
+    digest = landing.file_digest("transactions", path)
+    assert digest.ascii is (non_ascii_at is None)
+    assert digest.batch_id == landing.file_digest("transactions", path).batch_id != landing.file_digest("traces", path).batch_id
 
 
 def test_rows_land_in_the_folder_of_their_utc_day_in_arrival_order(data_dir: Path) -> None:

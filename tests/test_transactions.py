@@ -205,6 +205,24 @@ def test_values_padded_with_spaces_land_trimmed_and_spaces_alone_are_empty(tmp_p
     assert (reject["line"], reject["field"], reject["reason"]) == (4, "EventTime", "occurred_at: occurred time is empty")
 
 
+def test_values_padded_with_spaces_land_trimmed_from_an_all_ascii_file(tmp_path: Path, data_dir: Path) -> None:
+    """An ASCII file is read with the cheaper test of which values need trimming (FileDigest.ascii)."""
+    export = write(
+        tmp_path / "erp.csv",
+        "DocNo;Status;EventTime;Exported;Amount;Plant\n"
+        " PO-1 ;PO Created ; 10.03.2024 01:30;1710052200123 ;5,00; NORTH\n"
+        "PO-2;  PO Created;10.03.2024 01:30;1710052200123;5,00;   \n",
+    )
+    assert export.read_bytes().isascii()
+    summary = ingest(data_dir, ERP, export)
+    assert (summary.accepted["transaction_events"], summary.rejected) == (2, 0)
+    first, second = landed(data_dir, order="object_id")
+    assert (first["object_id"], first["event_type"], first["stage"], first["facility_id"]) == (
+        "PO-1", "PO Created", "po_creation", "NORTH",
+    )
+    assert (second["object_id"], second["event_type"], second["facility_id"]) == ("PO-2", "PO Created", None)
+
+
 def test_a_mapping_that_rejects_everything_stops_with_one_message(tmp_path: Path, data_dir: Path) -> None:
     rows = "".join(f"PO-{i};PO Created;2024-03-10 01:30;1710052200123;5,00;NORTH\n" for i in range(500))
     export = write(tmp_path / "erp.csv", "DocNo;Status;EventTime;Exported;Amount;Plant\n" + rows)

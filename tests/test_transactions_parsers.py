@@ -103,6 +103,15 @@ def test_the_guarded_trim_trims_exactly_like_trim(text) -> None:
     assert guarded == plain
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=[" ", "\t", "\n", "\x00", "\x7f", "a", "Z", "1", "!", "~"], max_size=8))
+@example(" a")
+@example("a ")
+def test_the_guarded_trim_of_ascii_text_trims_exactly_like_trim(text) -> None:
+    guarded, plain = CON.execute(f"SELECT {trim_sql(literal(text), ascii=True)}, trim({literal(text)})").fetchone()
+    assert guarded == plain
+
+
 padding = st.text(alphabet=[" ", "\u00a0", "\u2003", "\u3000"], max_size=3)
 
 
