@@ -209,7 +209,9 @@ def test_columns_a_collector_leaves_out_land_null_with_the_same_file_schema(data
     ]
 
 
-def test_columns_that_cannot_be_null_are_required_in_the_files_and_a_null_in_one_is_refused(data_dir: Path) -> None:
+def test_landed_files_store_required_columns_and_delta_encode_integers_and_refuse_a_null_in_a_required_one(
+    data_dir: Path,
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -219,6 +221,12 @@ def test_columns_that_cannot_be_null_are_required_in_the_files_and_a_null_in_one
     assert {field.name: field.nullable for field in file_schema} == {
         name: nullable for name, _, nullable, _ in schema.columns(schema.TransactionEvent)
     }
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    assert {name for name, used in encodings.items() if "DELTA_BINARY_PACKED" in used} == {
+        "occurred_at", "recorded_at", "amount", "unit_price", "po_line",
+    }
+    assert "RLE_DICTIONARY" in encodings["supplier_id"]
     with pytest.raises(pa.ArrowInvalid, match="object_id.*non-nullable but contains nulls"):
         with LandingZone(data_dir).batch("tests", "null-id", "null-id-batch") as writer:
             writer.add("transaction_events", writer.con.sql(
