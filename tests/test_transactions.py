@@ -223,6 +223,33 @@ def test_values_padded_with_spaces_land_trimmed_from_an_all_ascii_file(tmp_path:
     assert (second["object_id"], second["event_type"], second["facility_id"]) == ("PO-2", "PO Created", None)
 
 
+def test_an_event_type_mapped_to_nothing_is_rejected_as_unmapped(tmp_path: Path, data_dir: Path) -> None:
+    """It once landed with no event type, and the warehouse load then failed on the NOT NULL column."""
+    export = write(
+        tmp_path / "erp.csv",
+        "Doc,Status,At\nPO-1,Created,2024-01-01T00:00:00Z\nPO-2,DROP,2024-01-01T00:00:00Z\n",
+    )
+    mapping = """
+[source]
+system = "erp"
+format = "csv"
+[columns]
+object_id = "Doc"
+event_type = { column = "Status", map = { DROP = "" } }
+occurred_at = { column = "At", format = "iso8601" }
+[constants]
+object_type = "purchase_order"
+[event_types."Created"]
+stage = "po_creation"
+"""
+    summary = ingest(data_dir, mapping, export)
+    assert (summary.accepted["transaction_events"], summary.rejected) == (1, 1)
+    (reject,) = landed(data_dir, "rejects", order="line")
+    assert (reject["line"], reject["field"], reject["reason"]) == (
+        3, "Status", "event_type: 'DROP' is not in the mapping's [event_types]",
+    )
+
+
 def test_a_mapping_that_rejects_everything_stops_with_one_message(tmp_path: Path, data_dir: Path) -> None:
     rows = "".join(f"PO-{i};PO Created;2024-03-10 01:30;1710052200123;5,00;NORTH\n" for i in range(500))
     export = write(tmp_path / "erp.csv", "DocNo;Status;EventTime;Exported;Amount;Plant\n" + rows)
