@@ -31,7 +31,8 @@ chart => {
     const decode = value => value && value.bdata
         ? Array.from(new Float64Array(Uint8Array.from(atob(value.bdata), c => c.charCodeAt(0)).buffer))
         : Array.from(value);
-    const trace = chart.data[0];
+    const trace = chart.data && chart.data[0];
+    if (!trace || !trace.marker || !trace.marker.color) return null;  // drawn, but not with its rates yet
     const rates = decode(trace.marker.color);
     const hottest = rates.indexOf(Math.max(...rates));
     return {index: hottest, cell: trace.customdata[hottest][0]};
@@ -44,7 +45,13 @@ def test_hottest_cell_to_failed_po_to_its_waterfall(integration_dashboard: str, 
     wait_for_render(page)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.locator(".main-svg").first.wait_for(timeout=30_000)
-    hottest = chart.locator(".js-plotly-plot").evaluate(HOTTEST_POINT)
+    hottest = None
+    for _ in range(150):  # a rerun can redraw the chart after the first render: up to 30 s for its rates
+        hottest = chart.locator(".js-plotly-plot").evaluate(HOTTEST_POINT)
+        if hottest is not None:
+            break
+        page.wait_for_timeout(200)
+    assert hottest is not None, "the heatmap never showed its failure rates"
     assert hottest["cell"] == "NORTH-GENERAL|po_transmission"
     box = chart.locator("g.points path.point").nth(hottest["index"]).bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
