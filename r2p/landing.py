@@ -354,9 +354,9 @@ def _parquet_writer(path: Path, arrow_schema: pa.Schema) -> pq.ParquetWriter:
     Delta encoding stores the differences of consecutive values in as few bits as they need: times
     in arrival order take a few bits each, and encoding them so costs a third to a half of a
     dictionary and zstd over 8 bytes a value (bench ingest_transactions: the whole writer 30 %
-    cheaper, files a quarter of the size). A small dictionary gives a column of few values (stage, supplier) one,
-    which makes it cheap to read, and a column of ids gives up at once instead of building a
-    dictionary of everything.
+    cheaper, files a quarter of the size). A small dictionary gives a column of few values (stage,
+    supplier) one, which makes it cheap to read, and a column of ids gives up at once instead of
+    building a dictionary of everything.
     """
     delta = [
         field.name for field in arrow_schema
